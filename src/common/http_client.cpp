@@ -1,0 +1,73 @@
+#include "common/http_client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace kalavara::http {
+namespace {
+
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+// Answers between daemons are short text; anything larger is a bug or a peer
+// that is not a kalavara daemon.
+constexpr std::uint64_t kMaxResponseBody = 1024 * 1024;
+
+Error unreachable(const BaseUrl& server, std::string_view what,
+                  const boost::system::error_code& ec) {
+  return Error{503, server.text + " unreachable (" + std::string(what) + ": " + ec.message() + ")"};
+}
+
+}  // namespace
+
+asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl& server,
+                                                     std::string target, std::string body,
+                                                     std::chrono::milliseconds timeout) {
+  const auto executor = co_await asio::this_coro::executor;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+
+  tcp::resolver resolver(executor);
+  // Hosts are stored bracketed when IPv6; the resolver wants them bare.
+  std::string host = server.host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  auto [resolve_ec, endpoints] =
+      co_await resolver.async_resolve(host, std::to_string(server.port), kAwait);
+  if (resolve_ec) co_return unreachable(server, "resolve", resolve_ec);
+
+  beast::tcp_stream stream(executor);
+  stream.expires_at(deadline);
+  auto [connect_ec, endpoint] = co_await stream.async_connect(endpoints, kAwait);
+  if (connect_ec) co_return unreachable(server, "connect", connect_ec);
+
+  bhttp::request<bhttp::string_body> request{method, target, 11};
+  request.set(Field::host, server.host + ":" + std::to_string(server.port));
+  request.set(Field::user_agent, "kalavara/" KALAVARA_VERSION);
+  request.keep_alive(false);
+  request.body() = std::move(body);
+  request.prepare_payload();
+
+  stream.expires_at(deadline);
+  auto [write_ec, written] = co_await bhttp::async_write(stream, request, kAwait);
+  if (write_ec) co_return unreachable(server, "send", write_ec);
+
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(kMaxResponseBody);
+  stream.expires_at(deadline);
+  auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, kAwait);
+  if (read_ec) co_return unreachable(server, "receive", read_ec);
+
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  auto response = parser.release();
+  co_return ClientResponse{response.result_int(), std::move(response.body())};
+}
+
+}  // namespace kalavara::http

@@ -1,0 +1,390 @@
+#include "common/http_server.hpp"
+
+#include <sys/sendfile.h>
+
+#include <spdlog/spdlog.h>
+#include <array>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <unordered_map>
+
+#include "common/key_codec.hpp"
+
+namespace kalavara::http {
+namespace {
+
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kChunkBytes = 64 * 1024;
+// After answering a request whose body we did not read, keep reading (and
+// dropping) what the client still sends for a while before closing: closing
+// with unread data makes the kernel send RST, which can destroy the response
+// before the client reads it.
+constexpr auto kLingerTime = std::chrono::seconds(5);
+
+class Session;
+
+}  // namespace
+
+struct HttpServer::State {
+  State(asio::io_context& io_context, const Router& r, ServerLimits l)
+      : io(io_context), router(r), limits(l), acceptor(asio::make_strand(io_context)) {}
+
+  asio::io_context& io;
+  const Router& router;
+  const ServerLimits limits;
+  tcp::acceptor acceptor;
+  std::atomic<bool> stopping{false};
+  std::mutex mutex;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+};
+
+namespace {
+
+bool is_disconnect(const boost::system::error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+         ec == beast::error::timeout || ec == asio::error::broken_pipe ||
+         ec == asio::error::bad_descriptor;
+}
+
+class Session final : public Exchange, public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<HttpServer::State> server)
+      : server_(std::move(server)), stream_(std::move(socket)) {}
+
+  ~Session() override {
+    std::lock_guard lock(server_->mutex);
+    server_->sessions.erase(this);
+  }
+
+  // Closes the connection if it is waiting for a request; otherwise the
+  // session closes by itself after its current response. Any thread.
+  void close_if_idle() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->idle_) self->stream_.socket().close();
+    });
+  }
+
+  asio::awaitable<void> run() {
+    auto self = shared_from_this();
+    bool first = true;
+    while (!server_->stopping) {
+      parser_.emplace();
+      parser_->header_limit(server_->limits.header_bytes);
+      // Bodies are streamed, never buffered whole, so the parser itself sets
+      // no limit; handlers that buffer (read_body) enforce their own.
+      parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+      continue_sent_ = false;
+      broken_ = false;
+
+      idle_ = true;
+      stream_.expires_after(first ? server_->limits.io_timeout : server_->limits.idle_timeout);
+      auto [ec, bytes] = co_await bhttp::async_read_header(stream_, buffer_, *parser_, kAwait);
+      idle_ = false;
+      first = false;
+      if (ec) {
+        if (!is_disconnect(ec)) co_await answer_unparsable(ec);
+        break;
+      }
+      auto response = co_await dispatch();
+      const bool keep = response ? co_await finish(std::move(*response)) : keep_alive_after_file_;
+      if (!keep) break;
+    }
+    boost::system::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  // Exchange
+
+  const RequestHeader& request() const override { return parser_->get().base(); }
+
+  asio::awaitable<Result<std::string>> read_body(std::size_t limit) override {
+    const auto too_large =
+        Error{413, "request body is larger than " + std::to_string(limit) + " bytes"};
+    if (auto length = parser_->content_length(); length && *length > limit) co_return too_large;
+    std::string body;
+    auto status = co_await stream_body([&](std::span<const char> chunk) -> Status {
+      if (body.size() + chunk.size() > limit) return too_large;
+      body.append(chunk.data(), chunk.size());
+      return {};
+    });
+    if (!status) co_return status.error();
+    co_return body;
+  }
+
+  asio::awaitable<Status> stream_body(const BodySink& sink) override {
+    if (parser_->is_done()) co_return Status{};
+    if (!co_await send_continue_if_expected()) co_return Error{400, "client went away"};
+    if (!chunk_) chunk_ = std::make_unique<char[]>(kChunkBytes);
+    // Beast sizes each socket read by the buffer's free capacity, which after
+    // a header is small; without room, a large body arrives in 1-2 KiB reads.
+    if (buffer_.capacity() < kChunkBytes) buffer_.reserve(kChunkBytes);
+    while (!parser_->is_done()) {
+      auto& body = parser_->get().body();
+      body.data = chunk_.get();
+      body.size = kChunkBytes;
+      stream_.expires_after(server_->limits.io_timeout);
+      auto [ec, bytes] = co_await bhttp::async_read_some(stream_, buffer_, *parser_, kAwait);
+      if (ec == bhttp::error::need_buffer) ec = {};
+      const std::size_t got = kChunkBytes - body.size;
+      if (ec) {
+        broken_ = true;
+        co_return Error{400, "request body broken off: " + ec.message()};
+      }
+      if (got > 0) {
+        auto status = sink({chunk_.get(), got});
+        if (!status) co_return status;
+      }
+    }
+    co_return Status{};
+  }
+
+  asio::awaitable<Status> send_file(Response header, int fd, std::uint64_t offset,
+                                    std::uint64_t length) override {
+    keep_alive_after_file_ = false;
+    const bool keep = co_await prepare_to_answer(header);
+    if (!keep) header.keep_alive(false);
+    header.body().clear();
+    bhttp::response_serializer<bhttp::string_body> serializer{header};
+    stream_.expires_after(server_->limits.io_timeout);
+    auto [ec, bytes] = co_await bhttp::async_write_header(stream_, serializer, kAwait);
+    if (ec) co_return Error{500, "sending response header: " + ec.message()};
+    if (request().method() != Verb::head) {
+      if (auto status = co_await send_file_body(fd, offset, length); !status) co_return status;
+    }
+    keep_alive_after_file_ = keep;
+    co_return Status{};
+  }
+
+ private:
+  asio::awaitable<std::optional<Response>> dispatch() {
+    const auto& req = parser_->get();
+    const auto target = split_target(req.target());
+    auto resolved = server_->router.resolve(req.method(), target.path);
+    if (auto* response = std::get_if<Response>(&resolved)) co_return std::move(*response);
+    const Handler& handler = *std::get<const Handler*>(resolved);
+    try {
+      co_return co_await handler(*this);
+    } catch (const std::exception& e) {
+      // A handler that throws has a bug; answer and keep the daemon serving.
+      spdlog::error("handler for {} {} threw: {}", std::string(req.method_string()),
+                    std::string(req.target()), e.what());
+      co_return text_response(HttpStatus::internal_server_error, "internal error");
+    }
+  }
+
+  // Makes the connection ready for the response, and tells whether it can be
+  // kept for another request: an unread body is discarded first when small
+  // enough, so the next request's bytes are not mistaken for body bytes.
+  asio::awaitable<bool> prepare_to_answer(Response& response) {
+    const auto& req = parser_->get();
+    bool keep = req.keep_alive() && !server_->stopping && !broken_;
+    if (!parser_->is_done()) {
+      const bool waits_for_continue =
+          beast::iequals(req[Field::expect], "100-continue") && !continue_sent_;
+      const auto length = parser_->content_length();
+      const bool small = length && *length <= server_->limits.discard_body_bytes;
+      if (waits_for_continue || !small || !co_await discard_body()) keep = false;
+    }
+    response.version(req.version());
+    response.keep_alive(keep);
+    co_return keep;
+  }
+
+  // Sends `response`; returns whether the connection stays open.
+  asio::awaitable<bool> finish(Response response) {
+    const bool keep = co_await prepare_to_answer(response);
+    if (parser_->get().method() == Verb::head) {
+      // Keep the Content-Length of what a GET would send, send no body.
+      const auto length = response[Field::content_length];
+      std::string saved(length);
+      response.body().clear();
+      if (!saved.empty()) response.set(Field::content_length, saved);
+    } else if (!response.has_content_length() && !response.chunked()) {
+      response.prepare_payload();
+    }
+    stream_.expires_after(server_->limits.io_timeout);
+    auto [ec, bytes] = co_await bhttp::async_write(stream_, response, kAwait);
+    if (ec) co_return false;
+    if (!parser_->is_done()) co_await linger();
+    co_return keep;
+  }
+
+  asio::awaitable<bool> send_continue_if_expected() {
+    if (continue_sent_ || !beast::iequals(parser_->get()[Field::expect], "100-continue")) {
+      co_return true;
+    }
+    continue_sent_ = true;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    stream_.expires_after(server_->limits.io_timeout);
+    auto [ec, bytes] = co_await asio::async_write(stream_, asio::buffer(kContinue), kAwait);
+    if (ec) broken_ = true;
+    co_return !ec;
+  }
+
+  asio::awaitable<bool> discard_body() {
+    auto status = co_await stream_body([](std::span<const char>) { return Status{}; });
+    co_return status.ok();
+  }
+
+  // Half-closes and drops whatever the client still sends, for a bounded
+  // time, so it reads our response instead of a connection reset.
+  asio::awaitable<void> linger() {
+    boost::system::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    std::array<char, 16 * 1024> sink{};
+    const auto deadline = std::chrono::steady_clock::now() + kLingerTime;
+    while (std::chrono::steady_clock::now() < deadline) {
+      stream_.expires_at(deadline);
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(sink), kAwait);
+      if (ec) break;
+    }
+  }
+
+  asio::awaitable<Status> send_file_body(int fd, std::uint64_t offset, std::uint64_t length) {
+    auto& socket = stream_.socket();
+    stream_.expires_never();
+    socket.native_non_blocking(true);
+    while (length > 0) {
+      auto file_offset = static_cast<off_t>(offset);
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(length, 1U << 30));
+      const ssize_t sent = ::sendfile(socket.native_handle(), fd, &file_offset, want);
+      if (sent > 0) {
+        offset += static_cast<std::uint64_t>(sent);
+        length -= static_cast<std::uint64_t>(sent);
+        continue;
+      }
+      if (sent == 0) co_return Error{500, "file ended before its recorded size"};
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) co_return Error{500, std::string("sendfile: ") + std::strerror(errno)};
+      if (!co_await wait_writable()) co_return Error{500, "client stopped reading"};
+    }
+    co_return Status{};
+  }
+
+  asio::awaitable<bool> wait_writable() {
+    asio::steady_timer timer(stream_.get_executor());
+    timer.expires_after(server_->limits.io_timeout);
+    timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->stream_.socket().cancel();
+    });
+    auto [ec] = co_await stream_.socket().async_wait(tcp::socket::wait_write, kAwait);
+    timer.cancel();
+    co_return !ec;
+  }
+
+  asio::awaitable<void> answer_unparsable(const boost::system::error_code& ec) {
+    const bool too_large = ec == bhttp::error::header_limit;
+    auto response = text_response(
+        too_large ? HttpStatus::request_header_fields_too_large : HttpStatus::bad_request,
+        too_large ? "request header is too large" : "malformed HTTP request: " + ec.message());
+    response.keep_alive(false);
+    stream_.expires_after(server_->limits.io_timeout);
+    co_await bhttp::async_write(stream_, response, kAwait);
+  }
+
+  std::shared_ptr<HttpServer::State> server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
+  std::unique_ptr<char[]> chunk_;
+  bool idle_ = false;
+  bool continue_sent_ = false;
+  bool broken_ = false;
+  bool keep_alive_after_file_ = false;
+};
+
+asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
+  for (;;) {
+    auto strand = asio::make_strand(state->io);
+    auto [ec, socket] = co_await state->acceptor.async_accept(strand, kAwait);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) break;
+      // Out of descriptors or memory: pause instead of spinning.
+      spdlog::warn("accept failed: {}", ec.message());
+      asio::steady_timer pause(state->acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(kAwait);
+      continue;
+    }
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto session = std::make_shared<Session>(std::move(socket), state);
+    {
+      std::lock_guard lock(state->mutex);
+      state->sessions.emplace(session.get(), session);
+    }
+    if (state->stopping) session->close_if_idle();
+    asio::co_spawn(strand, session->run(), asio::detached);
+  }
+}
+
+}  // namespace
+
+HttpServer::HttpServer(asio::io_context& io, const Router& router, ServerLimits limits)
+    : state_(std::make_shared<State>(io, router, limits)) {}
+
+HttpServer::~HttpServer() = default;
+
+Result<tcp::endpoint> HttpServer::listen(const std::string& address, std::uint16_t port) {
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(address, ec);
+  if (ec) return Error{400, "invalid listen address '" + address + "': " + ec.message()};
+  const tcp::endpoint endpoint{ip, port};
+  auto& acceptor = state_->acceptor;
+  const auto failed = [&] {
+    return Error{500,
+                 "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
+  };
+  acceptor.open(endpoint.protocol(), ec);
+  if (ec) return failed();
+  acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (ec) return failed();
+  acceptor.bind(endpoint, ec);
+  if (ec) return failed();
+  acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return failed();
+  return acceptor.local_endpoint();
+}
+
+void HttpServer::start() {
+  asio::co_spawn(state_->acceptor.get_executor(), accept_loop(state_), asio::detached);
+}
+
+void HttpServer::stop() {
+  state_->stopping = true;
+  asio::post(state_->acceptor.get_executor(), [state = state_] {
+    boost::system::error_code ignored;
+    state->acceptor.close(ignored);
+  });
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(state_->mutex);
+    for (auto& [raw, weak] : state_->sessions) {
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+    }
+  }
+  for (auto& session : live) session->close_if_idle();
+}
+
+}  // namespace kalavara::http

@@ -1,0 +1,88 @@
+// The HTTP/1.1 server both daemons run: a listener that accepts connections
+// and sessions that own a socket, its buffer and its parsers, read requests,
+// hand them to the router's handlers and write the answers.
+//
+// Sessions are coroutines on their own strand, so a handler never runs
+// concurrently with another on the same connection; handlers of different
+// connections run in parallel on the io_context's threads.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/router.hpp"
+
+namespace kalavara::http {
+
+// One request on one connection, as a handler sees it. Lives for the duration
+// of the handler call; not thread-safe (a connection has one handler at a time).
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+
+  virtual const RequestHeader& request() const = 0;
+
+  // Reads the whole body, at most `limit` bytes. Fails with 413 when it is
+  // larger and 400 when the client sends a broken body or goes away.
+  virtual asio::awaitable<Result<std::string>> read_body(std::size_t limit) = 0;
+
+  // Streams the body to `sink` chunk by chunk as it arrives, after sending
+  // "100 Continue" if the client asked for it. Succeeds once the whole body
+  // has been passed to `sink`. A failing sink stops the reading and its Error
+  // is returned; a client that breaks off yields 400.
+  using BodySink = std::function<Status(std::span<const char>)>;
+  virtual asio::awaitable<Status> stream_body(const BodySink& sink) = 0;
+
+  // Sends `header` and then `length` bytes of the open file `fd` from
+  // `offset`, zero-copy. `header` must carry Content-Length == length. For a
+  // HEAD request only the header is sent. A failure means the connection
+  // broke; it is closed and the handler must return nullopt either way.
+  virtual asio::awaitable<Status> send_file(Response header, int fd, std::uint64_t offset,
+                                            std::uint64_t length) = 0;
+};
+
+struct ServerLimits {
+  std::uint32_t header_bytes = 16 * 1024;
+  // How long a connection may wait for a request's header, or between two
+  // chunks of a body, or for the peer to take a chunk of the response.
+  std::chrono::seconds io_timeout{30};
+  // How long an idle keep-alive connection is kept open.
+  std::chrono::seconds idle_timeout{60};
+  // A body the handler did not read is read and discarded up to this size so
+  // the connection can be kept; a larger one closes the connection.
+  std::uint64_t discard_body_bytes = 16 * 1024 * 1024;
+};
+
+class HttpServer {
+ public:
+  // `router` must outlive the server. Thread-safe after listen().
+  HttpServer(asio::io_context& io, const Router& router, ServerLimits limits = {});
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens; with port 0 the kernel picks a port. Returns the bound
+  // endpoint, or an Error saying why the address could not be used.
+  Result<asio::ip::tcp::endpoint> listen(const std::string& address, std::uint16_t port);
+
+  // Starts accepting connections on the io_context.
+  void start();
+
+  // Stops accepting, closes idle connections and lets in-flight requests
+  // finish; each connection closes after its current response. Thread-safe.
+  void stop();
+
+  struct State;  // shared with the sessions; opaque outside http_server.cpp
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace kalavara::http

@@ -1,0 +1,29 @@
+// The HTTP vocabulary shared by handlers, the router, the server and the client.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <string_view>
+
+#include "common/result.hpp"
+
+namespace kalavara::http {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+
+using Verb = bhttp::verb;
+using HttpStatus = bhttp::status;
+using Field = bhttp::field;
+using RequestHeader = bhttp::request_header<>;
+using Response = bhttp::response<bhttp::string_body>;
+
+// A text/plain response whose body is `message` plus a newline.
+Response text_response(HttpStatus status, std::string_view message);
+
+// The response for an expected failure: its status and one-line reason.
+Response error_response(const Error& error);
+
+}  // namespace kalavara::http

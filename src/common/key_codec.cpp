@@ -1,0 +1,120 @@
+#include "common/key_codec.hpp"
+
+namespace kalavara {
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool is_unreserved(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+void append_escaped(std::string& out, unsigned char c) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out.push_back('%');
+  out.push_back(kHex[c >> 4]);
+  out.push_back(kHex[c & 0xF]);
+}
+
+}  // namespace
+
+Target split_target(std::string_view target) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return {target, {}};
+  return {target.substr(0, q), target.substr(q + 1)};
+}
+
+Result<std::string> percent_decode(std::string_view encoded) {
+  std::string out;
+  out.reserve(encoded.size());
+  for (std::size_t i = 0; i < encoded.size(); ++i) {
+    const char c = encoded[i];
+    if (c != '%') {
+      out.push_back(c);
+      continue;
+    }
+    if (i + 2 >= encoded.size()) {
+      return Error{400, "malformed percent-encoding: '%' must be followed by two hex digits"};
+    }
+    const int hi = hex_value(encoded[i + 1]);
+    const int lo = hex_value(encoded[i + 2]);
+    if (hi < 0 || lo < 0) {
+      return Error{400, "malformed percent-encoding: '%' must be followed by two hex digits"};
+    }
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+Result<std::string> decode_key(std::string_view encoded) {
+  auto key = percent_decode(encoded);
+  if (!key) return key.error();
+  if (key->empty()) return Error{400, "key is empty"};
+  if (key->size() > kMaxKeyBytes) {
+    return Error{400, "key is longer than " + std::to_string(kMaxKeyBytes) + " bytes"};
+  }
+  if (key->find('\0') != std::string::npos) return Error{400, "key contains a NUL byte"};
+  return key;
+}
+
+std::string encode_key_path(std::string_view key) {
+  std::string out;
+  out.reserve(key.size() + key.size() / 2);
+  std::size_t segment_start = 0;
+  while (segment_start <= key.size()) {
+    auto end = key.find('/', segment_start);
+    if (end == std::string_view::npos) end = key.size();
+    const auto segment = key.substr(segment_start, end - segment_start);
+    const bool dot_segment = segment == "." || segment == "..";
+    for (const char ch : segment) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (is_unreserved(c) && !dot_segment) {
+        out.push_back(ch);
+      } else {
+        append_escaped(out, c);
+      }
+    }
+    if (end == key.size()) break;
+    out.push_back('/');
+    segment_start = end + 1;
+  }
+  return out;
+}
+
+std::string percent_encode_component(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (is_unreserved(c)) {
+      out.push_back(ch);
+    } else {
+      append_escaped(out, c);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    if (eq == std::string_view::npos) return std::string{};
+    auto value = percent_decode(pair.substr(eq + 1));
+    if (!value) return std::nullopt;
+    return std::move(value).value();
+  }
+  return std::nullopt;
+}
+
+}  // namespace kalavara
