@@ -1,0 +1,38 @@
+// The master's durable index: key -> IndexRecord, plus the registered volumes.
+// An interface because a distributed engine may replace RocksDB for users who
+// outgrow one master. Implementations are thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "master/index_record.hpp"
+
+namespace kalavara {
+
+class IndexStore {
+ public:
+  virtual ~IndexStore() = default;
+
+  // The record of `key`; nullopt when there is none. Fails with 500 when the
+  // store cannot be read or the record is corrupt.
+  virtual Result<std::optional<IndexRecord>> get(std::string_view key) = 0;
+
+  // Stores `record` for `key`, durably: when this returns success the record
+  // survives a crash of the process or the machine.
+  virtual Status put(std::string_view key, const IndexRecord& record) = 0;
+
+  // Removes `key`, durably. Removing an absent key succeeds.
+  virtual Status erase(std::string_view key) = 0;
+
+  // The registered volumes' canonical base URLs, in no particular order.
+  virtual Result<std::vector<std::string>> volumes() = 0;
+
+  // Registers a volume durably; registering a known one succeeds.
+  virtual Status add_volume(std::string_view url) = 0;
+};
+
+}  // namespace kalavara

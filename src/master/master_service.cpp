@@ -1,0 +1,248 @@
+#include "master/master_service.hpp"
+
+#include <spdlog/spdlog.h>
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <charconv>
+#include <mutex>
+
+#include "common/digest.hpp"
+#include "common/http_client.hpp"
+#include "common/http_server.hpp"
+#include "common/key_codec.hpp"
+#include "master/placement.hpp"
+
+namespace kalavara {
+namespace {
+
+using http::Field;
+using http::HttpStatus;
+using http::Response;
+using http::Verb;
+namespace asio = http::asio;
+
+constexpr std::string_view kCommitPrefix = "/internal/commit/";
+// An add-volume body is one URL; anything longer is not one.
+constexpr std::size_t kMaxAdminBody = 4096;
+
+// The key of a request under `prefix`, decoded and validated.
+Result<std::string> key_of(const http::Exchange& exchange, std::string_view prefix) {
+  const auto path = split_target(exchange.request().target()).path;
+  return decode_key(path.substr(prefix.size()));
+}
+
+std::string volume_location(std::string_view volume, std::string_view key) {
+  std::string location(volume);
+  location += kStorePrefix;
+  location += encode_key_path(key);
+  return location;
+}
+
+Response redirect(HttpStatus status, const std::string& location) {
+  Response response{status, 11};
+  response.set(Field::location, location);
+  response.prepare_payload();
+  return response;
+}
+
+asio::awaitable<Status> delete_on_volume(const std::string& volume, const std::string& key) {
+  auto url = parse_base_url(volume);
+  if (!url) co_return url.error();
+  auto reply = co_await http::send_request(Verb::delete_, *url,
+                                           std::string(kStorePrefix) + encode_key_path(key), {});
+  if (!reply) co_return reply.error();
+  if (reply->status != 204 && reply->status != 404) {
+    co_return Error{502, "volume " + volume + " answered " + std::to_string(reply->status) +
+                             " to delete: " + reply->body};
+  }
+  co_return Status{};
+}
+
+}  // namespace
+
+MasterService::MasterService(IndexStore& store, MasterOptions options)
+    : store_(store), options_(std::move(options)) {}
+
+Status MasterService::load_volumes(const std::vector<BaseUrl>& extra) {
+  auto stored = store_.volumes();
+  if (!stored) return stored.error();
+  {
+    std::unique_lock lock(mutex_);
+    volumes_ = std::move(stored).value();
+    std::sort(volumes_.begin(), volumes_.end());
+  }
+  for (const auto& url : extra) {
+    if (auto added = register_volume(url); !added) return added.error();
+  }
+  return {};
+}
+
+std::vector<std::string> MasterService::volumes() const {
+  std::shared_lock lock(mutex_);
+  return volumes_;
+}
+
+Result<bool> MasterService::register_volume(const BaseUrl& url) {
+  {
+    std::shared_lock lock(mutex_);
+    if (std::binary_search(volumes_.begin(), volumes_.end(), url.text)) return false;
+  }
+  // Durable first: a volume we route keys to must still be known after a crash.
+  if (auto status = store_.add_volume(url.text); !status) return status.error();
+  std::unique_lock lock(mutex_);
+  const auto at = std::lower_bound(volumes_.begin(), volumes_.end(), url.text);
+  if (at != volumes_.end() && *at == url.text) return false;
+  volumes_.insert(at, url.text);
+  return true;
+}
+
+void MasterService::add_routes(http::Router& router) {
+  using Match = http::Router::Match;
+  router.add(std::string(kStorePrefix), Match::kPrefix,
+             {Verb::get, Verb::head, Verb::put, Verb::delete_},
+             [this](http::Exchange& exchange) -> Reply {
+               switch (exchange.request().method()) {
+                 case Verb::put:
+                   return put(exchange);
+                 case Verb::delete_:
+                   return erase(exchange);
+                 default:
+                   return get(exchange);
+               }
+             });
+  router.add("/admin/add-volume", Match::kExact, {Verb::post},
+             [this](http::Exchange& exchange) { return add_volume(exchange); });
+  router.add(std::string(kCommitPrefix), Match::kPrefix, {Verb::post},
+             [this](http::Exchange& exchange) { return commit(exchange); });
+  router.add("/healthz", Match::kExact, {Verb::get, Verb::head},
+             [](http::Exchange&) -> Reply { co_return http::text_response(HttpStatus::ok, "ok"); });
+}
+
+MasterService::Reply MasterService::put(http::Exchange& exchange) {
+  auto key = key_of(exchange, kStorePrefix);
+  if (!key) co_return http::error_response(key.error());
+
+  std::string volume;
+  {
+    std::shared_lock lock(mutex_);
+    const auto ranked = rank_volumes(digest_of(*key), volumes_, 1);
+    if (ranked.empty()) {
+      co_return http::error_response(
+          {503, "no volumes registered; add one with /admin/add-volume"});
+    }
+    volume = volumes_[ranked.front()];
+  }
+
+  std::string master_url;
+  if (options_.advertise_url) {
+    master_url = options_.advertise_url->text;
+  } else {
+    auto from_host = parse_base_url("http://" + std::string(exchange.request()[Field::host]));
+    if (!from_host) co_return http::error_response({400, "PUT needs a valid Host header"});
+    master_url = from_host->text;
+  }
+
+  // The value becomes visible only when the volume commits it after its
+  // durable write: nothing is written here, so an abandoned upload changes
+  // nothing.
+  co_return redirect(HttpStatus::temporary_redirect, volume_location(volume, *key) + "?master=" +
+                                                         percent_encode_component(master_url));
+}
+
+MasterService::Reply MasterService::get(http::Exchange& exchange) {
+  auto key = key_of(exchange, kStorePrefix);
+  if (!key) co_return http::error_response(key.error());
+  auto record = store_.get(*key);
+  if (!record) co_return http::error_response(record.error());
+  if (!record->has_value() || (*record)->volumes.empty()) {
+    co_return http::error_response({404, "no such key"});
+  }
+  co_return redirect(HttpStatus::found, volume_location((*record)->volumes.front(), *key));
+}
+
+MasterService::Reply MasterService::erase(http::Exchange& exchange) {
+  auto key = key_of(exchange, kStorePrefix);
+  if (!key) co_return http::error_response(key.error());
+  auto record = store_.get(*key);
+  if (!record) co_return http::error_response(record.error());
+  if (!record->has_value()) co_return http::error_response({404, "no such key"});
+
+  // Files first, index last: if a volume cannot be reached the key stays
+  // fully readable and the client can retry, instead of leaving a file the
+  // index no longer knows about.
+  for (const auto& volume : (*record)->volumes) {
+    if (auto status = co_await delete_on_volume(volume, *key); !status) {
+      co_return http::error_response({503, "key not deleted: " + status.error().message});
+    }
+  }
+  if (auto status = store_.erase(*key); !status) co_return http::error_response(status.error());
+  co_return Response{HttpStatus::no_content, 11};
+}
+
+MasterService::Reply MasterService::add_volume(http::Exchange& exchange) {
+  auto body = co_await exchange.read_body(kMaxAdminBody);
+  if (!body) co_return http::error_response(body.error());
+  auto url = parse_base_url(*body);
+  if (!url) co_return http::error_response(url.error());
+  auto added = register_volume(*url);
+  if (!added) co_return http::error_response(added.error());
+  if (*added) spdlog::info("volume {} registered", url->text);
+  co_return http::text_response(HttpStatus::ok, (*added ? "added " : "already known ") + url->text);
+}
+
+MasterService::Reply MasterService::commit(http::Exchange& exchange) {
+  auto key = key_of(exchange, kCommitPrefix);
+  if (!key) co_return http::error_response(key.error());
+  const auto query = split_target(exchange.request().target()).query;
+  auto volume_param = query_param(query, "volume");
+  auto size_param = query_param(query, "size");
+  if (!volume_param || !size_param) {
+    co_return http::error_response({400, "commit needs volume= and size= parameters"});
+  }
+  auto volume = parse_base_url(*volume_param);
+  if (!volume) co_return http::error_response(volume.error());
+  std::uint64_t size = 0;
+  const auto* end = size_param->data() + size_param->size();
+  if (auto [ptr, ec] = std::from_chars(size_param->data(), end, size);
+      ec != std::errc{} || ptr != end) {
+    co_return http::error_response({400, "size= must be a byte count"});
+  }
+  {
+    std::shared_lock lock(mutex_);
+    if (!std::binary_search(volumes_.begin(), volumes_.end(), volume->text)) {
+      co_return http::error_response(
+          {409, "volume " + volume->text + " is not registered with this master"});
+    }
+  }
+
+  auto previous = store_.get(*key);
+  if (!previous) co_return http::error_response(previous.error());
+  IndexRecord record;
+  record.volumes = {volume->text};
+  record.size = size;
+  if (auto status = store_.put(*key, record); !status) {
+    co_return http::error_response(status.error());
+  }
+
+  // The key moved (volumes were added since its last write): the old copy is
+  // now garbage. Removing it is best effort; the index no longer points at it.
+  if (previous->has_value()) {
+    for (const auto& old_volume : (*previous)->volumes) {
+      if (old_volume == volume->text) continue;
+      asio::co_spawn(
+          co_await asio::this_coro::executor,
+          [old_volume, key = *key]() -> asio::awaitable<void> {
+            if (auto status = co_await delete_on_volume(old_volume, key); !status) {
+              spdlog::warn("could not remove the old copy of a key on {}: {}", old_volume,
+                           status.error().message);
+            }
+          },
+          asio::detached);
+    }
+  }
+  co_return Response{HttpStatus::no_content, 11};
+}
+
+}  // namespace kalavara

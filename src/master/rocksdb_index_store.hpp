@@ -1,0 +1,37 @@
+// IndexStore on RocksDB. Records live under "k" + key and volumes under
+// "v" + url, so records stay in key order for listing. Every write is a
+// synced write (WAL fsynced before it returns); RocksDB groups concurrent
+// synced writes into one fsync.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "master/index_store.hpp"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace kalavara {
+
+class RocksDbIndexStore final : public IndexStore {
+ public:
+  // Opens (creating if missing) the index in `directory`. Fails with 500 and
+  // RocksDB's reason, e.g. when another process holds the directory's lock.
+  static Result<std::unique_ptr<RocksDbIndexStore>> open(const std::string& directory,
+                                                         std::size_t block_cache_bytes);
+  ~RocksDbIndexStore() override;
+
+  Result<std::optional<IndexRecord>> get(std::string_view key) override;
+  Status put(std::string_view key, const IndexRecord& record) override;
+  Status erase(std::string_view key) override;
+  Result<std::vector<std::string>> volumes() override;
+  Status add_volume(std::string_view url) override;
+
+ private:
+  explicit RocksDbIndexStore(std::unique_ptr<rocksdb::DB> db);
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace kalavara
