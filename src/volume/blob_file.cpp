@@ -1,0 +1,59 @@
+#include "volume/blob_file.hpp"
+
+namespace kalavara {
+namespace {
+
+constexpr std::string_view kMagic = "KLVB";
+
+void put_le(std::string& out, std::uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+}
+
+std::uint64_t get_le(std::string_view bytes, std::size_t offset, int count) {
+  std::uint64_t value = 0;
+  for (int i = count - 1; i >= 0; --i) {
+    value = (value << 8) | static_cast<std::uint8_t>(bytes[offset + static_cast<std::size_t>(i)]);
+  }
+  return value;
+}
+
+Error corrupt(std::string_view what) {
+  return Error{500, "corrupt blob header: " + std::string(what)};
+}
+
+}  // namespace
+
+std::string encode_blob_header(std::string_view key, std::uint64_t version) {
+  std::string out(kMagic);
+  put_le(out, kBlobFormat, 2);
+  put_le(out, kBlobFixedHeaderBytes + key.size(), 2);
+  put_le(out, key.size(), 2);
+  put_le(out, 0, 6);
+  put_le(out, version, 8);
+  out.append(key);
+  return out;
+}
+
+Result<BlobHeader> decode_blob_header(std::string_view bytes) {
+  if (bytes.size() < kBlobFixedHeaderBytes) return corrupt("file too short");
+  if (bytes.substr(0, kMagic.size()) != kMagic) return corrupt("bad magic");
+  if (get_le(bytes, 4, 2) != kBlobFormat) return corrupt("unknown format");
+  const auto length = get_le(bytes, 6, 2);
+  const auto key_length = get_le(bytes, 8, 2);
+  if (key_length == 0 || key_length > kMaxKeyBytes || length < kBlobFixedHeaderBytes + key_length ||
+      length > bytes.size()) {
+    return corrupt("bad lengths");
+  }
+  BlobHeader header;
+  header.version = get_le(bytes, 16, 8);
+  header.length = static_cast<std::uint16_t>(length);
+  header.key.assign(bytes.substr(kBlobFixedHeaderBytes, key_length));
+  return header;
+}
+
+std::string blob_relative_path(const KeyDigest& digest) {
+  const auto hex = digest.hex();
+  return "blobs/" + hex.substr(0, 2) + "/" + hex.substr(2, 2) + "/" + hex;
+}
+
+}  // namespace kalavara

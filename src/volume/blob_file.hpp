@@ -1,0 +1,49 @@
+// The on-disk format of a volume. Pure; thread-safe.
+//
+// Each value is one file, named by the SHA-256 of its key (never by the key
+// itself, so no key can name a path outside the data folder):
+//   <data-dir>/blobs/<hex[0:2]>/<hex[2:4]>/<hex>        hex = sha256(key), 64 chars
+// The file is a header followed by the value's bytes. Header, little-endian:
+//   offset 0   4 bytes  magic "KLVB"
+//          4   u16      format (1)
+//          6   u16      header length H: the value starts at byte H
+//          8   u16      key length K
+//         10   6 bytes  reserved, zero
+//         16   u64      write version (0 until versioned writes exist)
+//         24   K bytes  the key
+// The key is kept in the file so that the index can be rebuilt by scanning
+// the volume; readers skip to H, so later formats can add fields before it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/digest.hpp"
+#include "common/key_codec.hpp"
+#include "common/result.hpp"
+
+namespace kalavara {
+
+inline constexpr std::uint16_t kBlobFormat = 1;
+inline constexpr std::size_t kBlobFixedHeaderBytes = 24;
+inline constexpr std::size_t kMaxBlobHeaderBytes = kBlobFixedHeaderBytes + kMaxKeyBytes;
+
+struct BlobHeader {
+  std::string key;
+  std::uint64_t version = 0;
+  std::uint16_t length = 0;  // H: where the value starts
+};
+
+// The header for `key` (at most kMaxKeyBytes long).
+std::string encode_blob_header(std::string_view key, std::uint64_t version);
+
+// Decodes a header from the first bytes of a file (at least the whole
+// header). Fails with 500 ("corrupt blob header: ...") on anything else.
+Result<BlobHeader> decode_blob_header(std::string_view bytes);
+
+// "blobs/ab/cd/abcd..." for the key whose digest is `digest`.
+std::string blob_relative_path(const KeyDigest& digest);
+
+}  // namespace kalavara

@@ -1,0 +1,174 @@
+#include "volume/file_blob_store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "common/digest.hpp"
+#include "volume/blob_file.hpp"
+
+namespace kalavara {
+namespace {
+
+namespace fs = std::filesystem;
+
+Error io_error(std::string_view what, int error_number) {
+  if (error_number == ENOSPC || error_number == EDQUOT) {
+    return Error{507, "volume is full (" + std::string(what) + ")"};
+  }
+  return Error{500, std::string(what) + ": " + std::strerror(error_number)};
+}
+
+// fsync on a directory makes the entries created, renamed or removed in it
+// durable; without it a crash can forget a rename that already succeeded.
+Status sync_directory(const fs::path& directory) {
+  UniqueFd fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return io_error("open directory for fsync", errno);
+  if (::fsync(fd.get()) != 0) return io_error("fsync directory", errno);
+  return {};
+}
+
+// Creates `directory` under an existing `parent` if missing, durably.
+Status ensure_directory(const fs::path& parent, const fs::path& directory) {
+  if (::mkdir(directory.c_str(), 0755) == 0) return sync_directory(parent);
+  if (errno == EEXIST) return {};
+  return io_error("mkdir " + directory.string(), errno);
+}
+
+std::string random_name() {
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::uint64_t bits = generator();
+  std::string name(16, '0');
+  for (auto& c : name) {
+    c = kHex[bits & 0xF];
+    bits >>= 4;
+  }
+  return name + ".part";
+}
+
+Status write_all(int fd, std::span<const char> bytes) {
+  while (!bytes.empty()) {
+    const ssize_t written = ::write(fd, bytes.data(), bytes.size());
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return io_error("write", errno);
+    }
+    bytes = bytes.subspan(static_cast<std::size_t>(written));
+  }
+  return {};
+}
+
+class FileBlobWriter final : public BlobWriter {
+ public:
+  FileBlobWriter(UniqueFd fd, fs::path temp_path, fs::path blobs_dir, fs::path final_path)
+      : fd_(std::move(fd)),
+        temp_path_(std::move(temp_path)),
+        blobs_dir_(std::move(blobs_dir)),
+        final_path_(std::move(final_path)) {}
+
+  ~FileBlobWriter() override {
+    if (!published_) ::unlink(temp_path_.c_str());
+  }
+
+  Status append(std::span<const char> bytes) override {
+    if (auto status = write_all(fd_.get(), bytes); !status) return status;
+    size_ += bytes.size();
+    return {};
+  }
+
+  Result<std::uint64_t> sync() override {
+    // A failed fsync may have dropped the dirty pages; the write is lost and
+    // is reported as failed, never retried and trusted.
+    if (::fsync(fd_.get()) != 0) return io_error("fsync", errno);
+    return size_;
+  }
+
+  Status publish() override {
+    const auto level1 = final_path_.parent_path().parent_path();
+    const auto level2 = final_path_.parent_path();
+    if (auto status = ensure_directory(blobs_dir_, level1); !status) return status;
+    if (auto status = ensure_directory(level1, level2); !status) return status;
+    if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) return io_error("rename", errno);
+    published_ = true;
+    return sync_directory(level2);
+  }
+
+ private:
+  UniqueFd fd_;
+  fs::path temp_path_;
+  fs::path blobs_dir_;
+  fs::path final_path_;
+  std::uint64_t size_ = 0;
+  bool published_ = false;
+};
+
+}  // namespace
+
+FileBlobStore::FileBlobStore(fs::path data_dir) : data_dir_(std::move(data_dir)) {}
+
+Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& data_dir) {
+  std::error_code ec;
+  fs::create_directories(data_dir / "blobs", ec);
+  if (!ec) fs::create_directories(data_dir / "tmp", ec);
+  if (ec) return Error{500, "cannot prepare " + data_dir.string() + ": " + ec.message()};
+  // Temp files are uploads that never completed: no one will finish them.
+  for (const auto& entry : fs::directory_iterator(data_dir / "tmp", ec)) {
+    fs::remove(entry.path(), ec);
+    if (ec) return Error{500, "cannot clean " + entry.path().string() + ": " + ec.message()};
+  }
+  if (ec) return Error{500, "cannot list " + (data_dir / "tmp").string() + ": " + ec.message()};
+  return std::unique_ptr<FileBlobStore>(new FileBlobStore(data_dir));
+}
+
+Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view key) {
+  auto temp_path = data_dir_ / "tmp" / random_name();
+  UniqueFd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd.valid()) return io_error("create temp file", errno);
+  if (auto status = write_all(fd.get(), encode_blob_header(key, 0)); !status) {
+    ::unlink(temp_path.c_str());
+    return status.error();
+  }
+  return std::unique_ptr<BlobWriter>(
+      std::make_unique<FileBlobWriter>(std::move(fd), temp_path, data_dir_ / "blobs",
+                                       data_dir_ / blob_relative_path(digest_of(key))));
+}
+
+Result<OpenBlob> FileBlobStore::open(std::string_view key) {
+  const auto path = data_dir_ / blob_relative_path(digest_of(key));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return Error{404, "no such key"};
+    return io_error("open", errno);
+  }
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return io_error("stat", errno);
+  std::string head(
+      std::min<std::size_t>(static_cast<std::size_t>(info.st_size), kMaxBlobHeaderBytes), '\0');
+  const ssize_t got = ::pread(fd.get(), head.data(), head.size(), 0);
+  if (got < 0) return io_error("read", errno);
+  head.resize(static_cast<std::size_t>(got));
+  auto header = decode_blob_header(head);
+  if (!header) return Error{500, path.string() + ": " + header.error().message};
+  if (header->key != key) return Error{500, path.string() + " holds another key"};
+  OpenBlob blob;
+  blob.offset = header->length;
+  blob.size = static_cast<std::uint64_t>(info.st_size) - header->length;
+  blob.fd = std::move(fd);
+  return blob;
+}
+
+Status FileBlobStore::remove(std::string_view key) {
+  const auto path = data_dir_ / blob_relative_path(digest_of(key));
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return Error{404, "no such key"};
+    return io_error("unlink", errno);
+  }
+  return sync_directory(path.parent_path());
+}
+
+}  // namespace kalavara

@@ -1,0 +1,28 @@
+// BlobStore on a local file tree (format: blob_file.hpp). Writes stream into
+// <data-dir>/tmp (same filesystem, so the final rename is atomic), are
+// fsynced, renamed into place, and the directory is fsynced.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "volume/blob_store.hpp"
+
+namespace kalavara {
+
+class FileBlobStore final : public BlobStore {
+ public:
+  // Creates the tree under `data_dir` if needed and removes temp files left
+  // by a crash. Fails with 500 when the folder cannot be prepared.
+  static Result<std::unique_ptr<FileBlobStore>> open_at(const std::filesystem::path& data_dir);
+
+  Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key) override;
+  Result<OpenBlob> open(std::string_view key) override;
+  Status remove(std::string_view key) override;
+
+ private:
+  explicit FileBlobStore(std::filesystem::path data_dir);
+  std::filesystem::path data_dir_;
+};
+
+}  // namespace kalavara

@@ -1,0 +1,81 @@
+// kalavara-volume: flags and wiring only; the logic is in volume_service.
+#include <spdlog/spdlog.h>
+
+#include "common/cli.hpp"
+#include "common/http_server.hpp"
+#include "common/logging.hpp"
+#include "common/server_runtime.hpp"
+#include "volume/file_blob_store.hpp"
+#include "volume/registration.hpp"
+#include "volume/volume_service.hpp"
+
+int main(int argc, char** argv) {
+  using namespace kalavara;
+  CLI::App app{"kalavara-volume: stores values as files and serves them"};
+  std::uint16_t port = 7000;
+  std::string data_dir;
+  unsigned threads = default_thread_count();
+  std::string master_flag;
+  std::string base_url_flag;
+  std::string bind = "0.0.0.0";
+  std::string log_level = "info";
+  app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
+  app.add_option("-d,--data-dir", data_dir, "folder the values are stored in")->required();
+  app.add_option("-t,--threads", threads, "worker threads")->capture_default_str();
+  app.add_option("-m,--master", master_flag, "master to register with and commit to (needs -b)");
+  app.add_option("-b,--base-url", base_url_flag, "this volume's URL as the master should use it");
+  app.add_option("--bind", bind, "address to listen on")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+  app.set_version_flag("--version", "kalavara-volume " KALAVARA_VERSION);
+  if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
+
+  if (auto status = init_logging(log_level); !status) {
+    std::fprintf(stderr, "%s\n", status.error().message.c_str());
+    return kUsageExit;
+  }
+  if (!master_flag.empty() && base_url_flag.empty()) {
+    spdlog::critical(
+        "-m/--master needs -b/--base-url: the URL the master should use for this volume");
+    return kUsageExit;
+  }
+  VolumeOptions options;
+  for (auto [flag, text, target] : {std::tuple{"-m", &master_flag, &options.master},
+                                    std::tuple{"-b", &base_url_flag, &options.base_url}}) {
+    if (text->empty()) continue;
+    auto url = parse_base_url(*text);
+    if (!url) {
+      spdlog::critical("{} {}: {}", flag, *text, url.error().message);
+      return kUsageExit;
+    }
+    *target = *url;
+  }
+
+  auto store = FileBlobStore::open_at(data_dir);
+  if (!store) {
+    spdlog::critical("{}", store.error().message);
+    return 1;
+  }
+  VolumeService service(**store, options);
+  http::Router router;
+  service.add_routes(router);
+  ServerRuntime runtime(threads);
+  http::HttpServer server(runtime.io(), router);
+  auto endpoint = server.listen(bind, port);
+  if (!endpoint) {
+    spdlog::critical("{}", endpoint.error().message);
+    return 1;
+  }
+  server.start();
+  runtime.on_stop([&server] { server.stop(); });
+
+  std::optional<Registration> registration;
+  if (options.master) {
+    registration.emplace(runtime.io(), *options.master, *options.base_url);
+    registration->start();
+    runtime.on_stop([&registration] { registration->stop(); });
+  }
+  spdlog::info("kalavara-volume listening on {}:{}, data in {}, {} thread(s)",
+               endpoint->address().to_string(), endpoint->port(), data_dir, threads);
+  return runtime.run();
+}

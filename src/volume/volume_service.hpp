@@ -1,0 +1,47 @@
+// The volume's HTTP endpoints.
+//
+//   PUT    /store/{key}[?master=URL]  stream the body to disk durably, commit to
+//                                     the master, publish; 201
+//   GET    /store/{key}, HEAD         200 with the exact bytes (sendfile); 404
+//   DELETE /store/{key}               204; 404
+//   GET    /healthz                   200
+//
+// Thread-safe: handlers run concurrently on the io threads.
+#pragma once
+
+#include <optional>
+
+#include "common/router.hpp"
+#include "common/url.hpp"
+#include "volume/blob_store.hpp"
+
+namespace kalavara {
+
+struct VolumeOptions {
+  // The master to commit writes to (-m). When unset, the master named in the
+  // PUT's ?master= parameter (put there by the master's redirect) is used.
+  std::optional<BaseUrl> master;
+  // This volume's base URL as the master knows it (-b). When unset, the Host
+  // header of each PUT is used: the address the master's redirect named.
+  std::optional<BaseUrl> base_url;
+};
+
+class VolumeService {
+ public:
+  // `store` must outlive the service.
+  VolumeService(BlobStore& store, VolumeOptions options);
+
+  // `this` must outlive the router.
+  void add_routes(http::Router& router);
+
+ private:
+  using Reply = http::asio::awaitable<std::optional<http::Response>>;
+  Reply put(http::Exchange& exchange);
+  Reply get(http::Exchange& exchange);
+  Reply erase(http::Exchange& exchange);
+
+  BlobStore& store_;
+  const VolumeOptions options_;
+};
+
+}  // namespace kalavara
