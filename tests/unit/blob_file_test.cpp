@@ -1,0 +1,54 @@
+#include "volume/blob_file.hpp"
+
+#include <gtest/gtest.h>
+
+namespace kalavara {
+namespace {
+
+TEST(BlobHeader, RoundTripsKeyAndVersion) {
+  for (const std::string key :
+       {std::string("k"), std::string("a/../b \xC3\xA9"), std::string(kMaxKeyBytes, 'x')}) {
+    const auto bytes = encode_blob_header(key, 7) + "value bytes";
+    auto header = decode_blob_header(bytes);
+    ASSERT_TRUE(header.ok());
+    EXPECT_EQ(header->key, key);
+    EXPECT_EQ(header->version, 7U);
+    EXPECT_EQ(header->length, kBlobFixedHeaderBytes + key.size());
+    EXPECT_EQ(bytes.substr(header->length), "value bytes");
+  }
+}
+
+TEST(BlobHeader, RejectsCorruptHeaders) {
+  const auto good = encode_blob_header("key", 0);
+  EXPECT_FALSE(decode_blob_header(good.substr(0, good.size() - 1)).ok());
+  EXPECT_FALSE(decode_blob_header("").ok());
+  auto bad_magic = good;
+  bad_magic[0] = 'X';
+  EXPECT_FALSE(decode_blob_header(bad_magic).ok());
+  auto bad_format = good;
+  bad_format[4] = 9;
+  EXPECT_FALSE(decode_blob_header(bad_format).ok());
+  auto zero_key = good;
+  zero_key[8] = 0;
+  EXPECT_FALSE(decode_blob_header(zero_key).ok());
+}
+
+TEST(BlobPath, IsTwoHexLevelsThenTheDigest) {
+  const auto digest = digest_of("key");
+  const auto hex = digest.hex();
+  ASSERT_EQ(hex.size(), 64U);
+  EXPECT_EQ(blob_relative_path(digest),
+            "blobs/" + hex.substr(0, 2) + "/" + hex.substr(2, 2) + "/" + hex);
+  // Keys that try to escape still map to a digest under blobs/.
+  EXPECT_EQ(blob_relative_path(digest_of("../../etc/passwd")).find(".."), std::string::npos);
+}
+
+TEST(KeyDigest, MatchesKnownSha256) {
+  // SHA-256("abc") from FIPS 180-2, appendix B.1.
+  EXPECT_EQ(digest_of("abc").hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(digest_of("abc").prefix64(), 0xba7816bf8f01cfeaULL);
+}
+
+}  // namespace
+}  // namespace kalavara
