@@ -23,24 +23,42 @@ void Router::add(std::string path, Match match, std::vector<Verb> methods, Handl
 }
 
 std::variant<const Handler*, Response> Router::resolve(Verb method, std::string_view path) const {
+  const auto matches = [path](const Route& route) {
+    return route.match == Match::kExact ? path == route.path : path.starts_with(route.path);
+  };
+  // The first route whose path matches names the resource; later routes
+  // with the same path and match add methods to it.
+  const Route* resource = nullptr;
+  std::string allow;
   for (const auto& route : routes_) {
-    const bool matches =
-        route.match == Match::kExact ? path == route.path : path.starts_with(route.path);
-    if (!matches) continue;
+    if (resource == nullptr) {
+      if (!matches(route)) continue;
+      resource = &route;
+    } else if (route.path != resource->path || route.match != resource->match) {
+      continue;
+    }
     if (std::find(route.methods.begin(), route.methods.end(), method) != route.methods.end()) {
       return &route.handler;
     }
-    std::string allow;
     for (const auto verb : route.methods) {
       if (!allow.empty()) allow += ", ";
       allow += std::string(bhttp::to_string(verb));
     }
-    auto response = text_response(HttpStatus::method_not_allowed,
-                                  "method not allowed; this path takes " + allow);
-    response.set(Field::allow, allow);
-    return response;
   }
-  return text_response(HttpStatus::not_found, "no such endpoint: " + std::string(path));
+  if (resource == nullptr) {
+    return text_response(HttpStatus::not_found, "no such endpoint: " + std::string(path));
+  }
+  auto response =
+      text_response(HttpStatus::method_not_allowed, "method not allowed; this path takes " + allow);
+  response.set(Field::allow, allow);
+  return response;
+}
+
+void add_health_route(Router& router) {
+  router.add("/healthz", Router::Match::kExact, {Verb::get, Verb::head},
+             [](Exchange&) -> asio::awaitable<std::optional<Response>> {
+               co_return text_response(HttpStatus::ok, "ok");
+             });
 }
 
 }  // namespace kalavara::http

@@ -25,6 +25,7 @@ class Router {
   enum class Match { kExact, kPrefix };
 
   // Routes `path` (exactly, or every path starting with it) for `methods`.
+  // Several routes may share a path, each taking its own methods.
   void add(std::string path, Match match, std::vector<Verb> methods, Handler handler);
 
   // The handler for `method` on `path`; otherwise the response to send
@@ -41,5 +42,8 @@ class Router {
   };
   std::vector<Route> routes_;
 };
+
+// GET/HEAD /healthz -> 200 "ok": the daemon is up and serving.
+void add_health_route(Router& router);
 
 }  // namespace kalavara::http

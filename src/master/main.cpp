@@ -2,7 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/cli.hpp"
-#include "common/http_server.hpp"
+#include "common/daemon.hpp"
 #include "common/logging.hpp"
 #include "common/server_runtime.hpp"
 #include "master/master_service.hpp"
@@ -72,16 +72,7 @@ int main(int argc, char** argv) {
   http::Router router;
   service.add_routes(router);
   ServerRuntime runtime(threads);
-  http::HttpServer server(runtime.io(), router);
-  auto endpoint = server.listen(bind, port);
-  if (!endpoint) {
-    spdlog::critical("{}", endpoint.error().message);
-    return 1;
-  }
-  server.start();
-  runtime.on_stop([&server] { server.stop(); });
-  spdlog::info("kalavara-master listening on {}:{} with {} volume(s), {} thread(s)",
-               endpoint->address().to_string(), endpoint->port(), service.volumes().size(),
-               threads);
-  return runtime.run();
+  return serve_until_stopped(
+      runtime, router, bind, port, "kalavara-master",
+      fmt::format(" with {} volume(s), {} thread(s)", service.volumes().size(), threads));
 }

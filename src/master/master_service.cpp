@@ -100,24 +100,18 @@ Result<bool> MasterService::register_volume(const BaseUrl& url) {
 
 void MasterService::add_routes(http::Router& router) {
   using Match = http::Router::Match;
-  router.add(std::string(kStorePrefix), Match::kPrefix,
-             {Verb::get, Verb::head, Verb::put, Verb::delete_},
-             [this](http::Exchange& exchange) -> Reply {
-               switch (exchange.request().method()) {
-                 case Verb::put:
-                   return put(exchange);
-                 case Verb::delete_:
-                   return erase(exchange);
-                 default:
-                   return get(exchange);
-               }
-             });
+  const std::string store(kStorePrefix);
+  router.add(store, Match::kPrefix, {Verb::get, Verb::head},
+             [this](http::Exchange& exchange) { return get(exchange); });
+  router.add(store, Match::kPrefix, {Verb::put},
+             [this](http::Exchange& exchange) { return put(exchange); });
+  router.add(store, Match::kPrefix, {Verb::delete_},
+             [this](http::Exchange& exchange) { return erase(exchange); });
   router.add("/admin/add-volume", Match::kExact, {Verb::post},
              [this](http::Exchange& exchange) { return add_volume(exchange); });
   router.add(std::string(kCommitPrefix), Match::kPrefix, {Verb::post},
              [this](http::Exchange& exchange) { return commit(exchange); });
-  router.add("/healthz", Match::kExact, {Verb::get, Verb::head},
-             [](http::Exchange&) -> Reply { co_return http::text_response(HttpStatus::ok, "ok"); });
+  http::add_health_route(router);
 }
 
 MasterService::Reply MasterService::put(http::Exchange& exchange) {

@@ -2,7 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/cli.hpp"
-#include "common/http_server.hpp"
+#include "common/daemon.hpp"
 #include "common/logging.hpp"
 #include "common/server_runtime.hpp"
 #include "volume/file_blob_store.hpp"
@@ -60,22 +60,12 @@ int main(int argc, char** argv) {
   http::Router router;
   service.add_routes(router);
   ServerRuntime runtime(threads);
-  http::HttpServer server(runtime.io(), router);
-  auto endpoint = server.listen(bind, port);
-  if (!endpoint) {
-    spdlog::critical("{}", endpoint.error().message);
-    return 1;
-  }
-  server.start();
-  runtime.on_stop([&server] { server.stop(); });
-
   std::optional<Registration> registration;
   if (options.master) {
     registration.emplace(runtime.io(), *options.master, *options.base_url);
     registration->start();
     runtime.on_stop([&registration] { registration->stop(); });
   }
-  spdlog::info("kalavara-volume listening on {}:{}, data in {}, {} thread(s)",
-               endpoint->address().to_string(), endpoint->port(), data_dir, threads);
-  return runtime.run();
+  return serve_until_stopped(runtime, router, bind, port, "kalavara-volume",
+                             fmt::format(", data in {}, {} thread(s)", data_dir, threads));
 }

@@ -47,3 +47,21 @@ TEST(TextResponse, IsOneLineOfPlainText) {
 
 }  // namespace
 }  // namespace kalavara::http
+
+namespace kalavara::http {
+namespace {
+
+TEST(Router, MergesRoutesThatShareAPath) {
+  Router router;
+  router.add("/store/", Router::Match::kPrefix, {Verb::get, Verb::head}, answer(HttpStatus::ok));
+  router.add("/store/", Router::Match::kPrefix, {Verb::put}, answer(HttpStatus::created));
+  router.add("/other", Router::Match::kExact, {Verb::post}, answer(HttpStatus::ok));
+  EXPECT_TRUE(std::holds_alternative<const Handler*>(router.resolve(Verb::put, "/store/k")));
+  EXPECT_TRUE(std::holds_alternative<const Handler*>(router.resolve(Verb::head, "/store/k")));
+  auto result = router.resolve(Verb::post, "/store/k");
+  ASSERT_TRUE(std::holds_alternative<Response>(result));
+  EXPECT_EQ(std::get<Response>(result)[Field::allow], "GET, HEAD, PUT");
+}
+
+}  // namespace
+}  // namespace kalavara::http
