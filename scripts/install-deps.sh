@@ -19,6 +19,7 @@ packages=(
   libfmt-dev
   libgtest-dev
   libssl-dev
+  libxxhash-dev
 )
 
 # dpkg-query is a local database lookup: fast, no network, no root needed.

@@ -23,31 +23,43 @@ Error corrupt(std::string_view what) {
 
 }  // namespace
 
-std::string encode_blob_header(std::string_view key, std::uint64_t version) {
+std::string encode_blob_header(std::string_view key, std::uint64_t version,
+                               const Checksum& checksum) {
   std::string out(kMagic);
   put_le(out, kBlobFormat, 2);
   put_le(out, kBlobFixedHeaderBytes + key.size(), 2);
   put_le(out, key.size(), 2);
   put_le(out, 0, 6);
   put_le(out, version, 8);
+  out.append(checksum.begin(), checksum.end());
   out.append(key);
   return out;
 }
 
 Result<BlobHeader> decode_blob_header(std::string_view bytes) {
-  if (bytes.size() < kBlobFixedHeaderBytes) return corrupt("file too short");
+  constexpr std::size_t kFormat1FixedBytes = 24;
+  if (bytes.size() < kFormat1FixedBytes) return corrupt("file too short");
   if (bytes.substr(0, kMagic.size()) != kMagic) return corrupt("bad magic");
-  if (get_le(bytes, 4, 2) != kBlobFormat) return corrupt("unknown format");
+  const auto format = get_le(bytes, 4, 2);
+  if (format != 1 && format != kBlobFormat) return corrupt("unknown format");
+  const std::size_t fixed = format == 1 ? kFormat1FixedBytes : kBlobFixedHeaderBytes;
   const auto length = get_le(bytes, 6, 2);
   const auto key_length = get_le(bytes, 8, 2);
-  if (key_length == 0 || key_length > kMaxKeyBytes || length < kBlobFixedHeaderBytes + key_length ||
+  if (key_length == 0 || key_length > kMaxKeyBytes || length < fixed + key_length ||
       length > bytes.size()) {
     return corrupt("bad lengths");
   }
   BlobHeader header;
   header.version = get_le(bytes, 16, 8);
   header.length = static_cast<std::uint16_t>(length);
-  header.key.assign(bytes.substr(kBlobFixedHeaderBytes, key_length));
+  if (format == kBlobFormat) {
+    Checksum checksum;
+    for (std::size_t i = 0; i < checksum.size(); ++i) {
+      checksum[i] = static_cast<std::uint8_t>(bytes[kBlobChecksumOffset + i]);
+    }
+    header.checksum = checksum;
+  }
+  header.key.assign(bytes.substr(fixed, key_length));
   return header;
 }
 

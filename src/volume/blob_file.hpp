@@ -4,40 +4,48 @@
 // itself, so no key can name a path outside the data folder):
 //   <data-dir>/blobs/<hex[0:2]>/<hex[2:4]>/<hex>        hex = sha256(key), 64 chars
 // The file is a header followed by the value's bytes. Header, little-endian:
-//   offset 0   4 bytes  magic "KLVB"
-//          4   u16      format (1)
-//          6   u16      header length H: the value starts at byte H
-//          8   u16      key length K
-//         10   6 bytes  reserved, zero
-//         16   u64      write version (0 until versioned writes exist)
-//         24   K bytes  the key
+//   offset 0   4 bytes   magic "KLVB"
+//          4   u16       format (2; format 1 lacks the checksum, key at 24)
+//          6   u16       header length H: the value starts at byte H
+//          8   u16       key length K
+//         10   6 bytes   reserved, zero
+//         16   u64       write version (0 until versioned writes exist)
+//         24   16 bytes  XXH3-128 of the value, canonical (big-endian) order
+//         40   K bytes   the key
 // The key is kept in the file so that the index can be rebuilt by scanning
 // the volume; readers skip to H, so later formats can add fields before it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "common/checksum.hpp"
 #include "common/digest.hpp"
 #include "common/key_codec.hpp"
 #include "common/result.hpp"
 
 namespace kalavara {
 
-inline constexpr std::uint16_t kBlobFormat = 1;
-inline constexpr std::size_t kBlobFixedHeaderBytes = 24;
+inline constexpr std::uint16_t kBlobFormat = 2;
+inline constexpr std::size_t kBlobChecksumOffset = 24;
+inline constexpr std::size_t kBlobFixedHeaderBytes = 40;
 inline constexpr std::size_t kMaxBlobHeaderBytes = kBlobFixedHeaderBytes + kMaxKeyBytes;
 
 struct BlobHeader {
   std::string key;
   std::uint64_t version = 0;
-  std::uint16_t length = 0;  // H: where the value starts
+  std::uint16_t length = 0;          // H: where the value starts
+  std::optional<Checksum> checksum;  // absent in format 1
 };
 
-// The header for `key` (at most kMaxKeyBytes long).
-std::string encode_blob_header(std::string_view key, std::uint64_t version);
+// The header for `key` (at most kMaxKeyBytes long). The checksum is usually
+// unknown when the header is written; the writer fills it in at
+// kBlobChecksumOffset once the value is complete.
+std::string encode_blob_header(std::string_view key, std::uint64_t version,
+                               const Checksum& checksum = {});
 
 // Decodes a header from the first bytes of a file (at least the whole
 // header). Fails with 500 ("corrupt blob header: ...") on anything else.

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 
+#include "common/checksum.hpp"
 #include "common/result.hpp"
 #include "volume/unique_fd.hpp"
 
@@ -23,10 +25,14 @@ class BlobWriter {
   // other I/O errors; after a failure the writer only awaits destruction.
   virtual Status append(std::span<const char> bytes) = 0;
 
+  struct Written {
+    std::uint64_t size = 0;
+    Checksum checksum{};
+  };
   // Makes the value durable (the data is on stable storage) but not yet
-  // visible, and returns its size in bytes. Fails as append does; a failed
-  // sync is never retried.
-  virtual Result<std::uint64_t> sync() = 0;
+  // visible, and returns its size and checksum. Fails as append does; a
+  // failed sync is never retried.
+  virtual Result<Written> sync() = 0;
 
   // Makes the synced value the key's value, atomically and durably: a
   // reader sees the old value or the new one, never a mix, and after success
@@ -39,6 +45,7 @@ struct OpenBlob {
   UniqueFd fd;
   std::uint64_t offset = 0;
   std::uint64_t size = 0;
+  std::optional<Checksum> checksum;  // absent for values stored before checksums
 };
 
 // Thread-safe.

@@ -77,15 +77,21 @@ class FileBlobWriter final : public BlobWriter {
 
   Status append(std::span<const char> bytes) override {
     if (auto status = write_all(fd_.get(), bytes); !status) return status;
+    hasher_.update(bytes);
     size_ += bytes.size();
     return {};
   }
 
-  Result<std::uint64_t> sync() override {
+  Result<Written> sync() override {
+    const auto checksum = hasher_.finish();
+    if (::pwrite(fd_.get(), checksum.data(), checksum.size(), kBlobChecksumOffset) !=
+        static_cast<ssize_t>(checksum.size())) {
+      return io_error("write checksum", errno);
+    }
     // A failed fsync may have dropped the dirty pages; the write is lost and
     // is reported as failed, never retried and trusted.
     if (::fsync(fd_.get()) != 0) return io_error("fsync", errno);
-    return size_;
+    return Written{size_, checksum};
   }
 
   Status publish() override {
@@ -103,6 +109,7 @@ class FileBlobWriter final : public BlobWriter {
   fs::path temp_path_;
   fs::path blobs_dir_;
   fs::path final_path_;
+  ValueHasher hasher_;
   std::uint64_t size_ = 0;
   bool published_ = false;
 };
@@ -158,6 +165,7 @@ Result<OpenBlob> FileBlobStore::open(std::string_view key) {
   OpenBlob blob;
   blob.offset = header->length;
   blob.size = static_cast<std::uint64_t>(info.st_size) - header->length;
+  blob.checksum = header->checksum;
   blob.fd = std::move(fd);
   return blob;
 }

@@ -18,6 +18,30 @@ TEST(BlobHeader, RoundTripsKeyAndVersion) {
   }
 }
 
+TEST(BlobHeader, CarriesTheChecksumInFormat2) {
+  Checksum checksum{};
+  for (std::size_t i = 0; i < checksum.size(); ++i) checksum[i] = static_cast<std::uint8_t>(i * 17);
+  auto header = decode_blob_header(encode_blob_header("k", 0, checksum));
+  ASSERT_TRUE(header.ok());
+  ASSERT_TRUE(header->checksum.has_value());
+  EXPECT_EQ(*header->checksum, checksum);
+  // The writer fills the checksum in place, at its fixed offset.
+  auto bytes = encode_blob_header("k", 0);
+  bytes[kBlobChecksumOffset] = '\x42';
+  EXPECT_EQ((*decode_blob_header(bytes)->checksum)[0], 0x42);
+}
+
+TEST(BlobHeader, StillReadsFormat1) {
+  // Format 1: the 24-byte fixed header without a checksum, then the key.
+  std::string v1 = std::string("KLVB") + '\x01' + '\0' + '\x1b' + '\0' + '\x03' + '\0' +
+                   std::string(6, '\0') + std::string(8, '\0') + "key" + "value";
+  auto header = decode_blob_header(v1);
+  ASSERT_TRUE(header.ok()) << header.error().message;
+  EXPECT_EQ(header->key, "key");
+  EXPECT_EQ(header->length, 27);
+  EXPECT_FALSE(header->checksum.has_value());
+}
+
 TEST(BlobHeader, RejectsCorruptHeaders) {
   const auto good = encode_blob_header("key", 0);
   EXPECT_FALSE(decode_blob_header(good.substr(0, good.size() - 1)).ok());
