@@ -2,9 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+
+#include "common/checksum.hpp"
+#include "common/conditional.hpp"
 #include "common/http_client.hpp"
 #include "common/http_server.hpp"
 #include "common/key_codec.hpp"
+#include "volume/byte_range.hpp"
+#include "volume/content_md5.hpp"
 
 namespace kalavara {
 namespace {
@@ -60,36 +66,63 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     if (!from_host) co_return http::error_response({400, "PUT needs a valid Host header"});
     self = *from_host;
   }
+  std::optional<Md5Digest> expected_md5;
+  std::optional<Md5> md5;
+  if (const auto header = request[Field::content_md5]; !header.empty()) {
+    auto parsed = parse_content_md5(header);
+    if (!parsed) co_return http::error_response(parsed.error());
+    expected_md5 = *parsed;
+    md5.emplace();
+  }
 
   auto writer = store_.begin_write(*key);
   if (!writer) co_return http::error_response(writer.error());
-  auto received = co_await exchange.stream_body(
-      [&](std::span<const char> chunk) { return (*writer)->append(chunk); });
+  auto received = co_await exchange.stream_body([&](std::span<const char> chunk) {
+    if (md5) md5->update(chunk);
+    return (*writer)->append(chunk);
+  });
   if (!received) co_return http::error_response(received.error());
-  auto size = (*writer)->sync();
-  if (!size) co_return http::error_response(size.error());
+  if (md5 && md5->finish() != *expected_md5) {
+    co_return http::error_response(
+        {400, "Content-MD5 does not match the body: it was corrupted in transit; nothing stored"});
+  }
+  auto written = (*writer)->sync();
+  if (!written) co_return http::error_response(written.error());
+  const auto checksum = checksum_hex(written->checksum);
 
-  // Commit before publishing: if the master cannot be reached or refuses,
-  // the temp file is dropped and the old value stays exactly as it was.
-  auto reply = co_await http::send_request(Verb::post, *master,
-                                           "/internal/commit/" + encode_key_path(*key) +
-                                               "?volume=" + percent_encode_component(self.text) +
-                                               "&size=" + std::to_string(*size),
-                                           {});
+  // Commit before publishing: if the master cannot be reached or refuses
+  // (a failed If-Match, say), the temp file is dropped and the old value
+  // stays exactly as it was.
+  PublishOrder::Ticket ticket(publish_order_, *key);
+  std::string target = "/internal/commit/" + encode_key_path(*key) +
+                       "?volume=" + percent_encode_component(self.text) +
+                       "&size=" + std::to_string(written->size) + "&checksum=" + checksum;
+  for (const auto& [field, name] :
+       {std::pair{Field::if_match, "if_match"}, std::pair{Field::if_none_match, "if_none_match"}}) {
+    if (const auto value = request[field]; !value.empty()) {
+      target += std::string("&") + name + "=" + percent_encode_component(value);
+    }
+  }
+  auto reply = co_await http::send_request(Verb::post, *master, target, {});
   if (!reply) {
     co_return http::error_response({503, "value not stored: master " + reply.error().message});
   }
-  if (reply->status != 204) {
-    std::string reason = reply->body;
-    while (!reason.empty() && reason.back() == '\n') reason.pop_back();
+  std::string reason = reply->body;
+  while (!reason.empty() && reason.back() == '\n') reason.pop_back();
+  if (reply->status == 412) co_return http::error_response({412, reason});
+  std::uint64_t version = 0;
+  const auto* end = reason.data() + reason.size();
+  if (reply->status != 200 || std::from_chars(reason.data(), end, version).ptr != end) {
     co_return http::error_response({502, "value not stored: master refused the commit (" +
                                              std::to_string(reply->status) + " " + reason + ")"});
   }
-  if (auto status = (*writer)->publish(); !status) {
-    spdlog::error("committed value could not be published: {}", status.error().message);
-    co_return http::error_response(status.error());
+  auto published = ticket.publish(version, [&] { return (*writer)->publish(); });
+  if (!published) {
+    spdlog::error("committed value could not be published: {}", published.error().message);
+    co_return http::error_response(published.error());
   }
   auto response = http::text_response(HttpStatus::created, "stored");
+  response.set(Field::etag, etag_for(checksum));
   co_return response;
 }
 
@@ -98,10 +131,45 @@ VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
   if (!key) co_return http::error_response(key.error());
   auto blob = store_.open(*key);
   if (!blob) co_return http::error_response(blob.error());
-  Response header{HttpStatus::ok, 11};
+  const auto& request = exchange.request();
+  const std::string etag = blob->checksum ? etag_for(checksum_hex(*blob->checksum)) : "";
+
+  if (const auto header = request[Field::if_none_match];
+      !header.empty() && !etag.empty() && if_none_match_matches(header, etag)) {
+    Response not_modified{HttpStatus::not_modified, 11};
+    not_modified.set(Field::etag, etag);
+    co_return not_modified;
+  }
+
+  RangeDecision range;
+  if (const auto header = request[Field::range]; !header.empty()) {
+    const auto if_range = request[Field::if_range];
+    if (if_range.empty() || (!etag.empty() && if_range_matches(if_range, etag))) {
+      range = decide_range(header, blob->size);
+    }
+  }
+  const auto size = std::to_string(blob->size);
+  if (range.kind == RangeDecision::Kind::kUnsatisfiable) {
+    auto response = http::text_response(HttpStatus::range_not_satisfiable,
+                                        "range not satisfiable: the value has " + size + " bytes");
+    response.set(Field::content_range, "bytes */" + size);
+    response.set(Field::accept_ranges, "bytes");
+    co_return response;
+  }
+
+  const bool partial = range.kind == RangeDecision::Kind::kPartial;
+  const std::uint64_t first = partial ? range.first : 0;
+  const std::uint64_t length = partial ? range.last - range.first + 1 : blob->size;
+  Response header{partial ? HttpStatus::partial_content : HttpStatus::ok, 11};
   header.set(Field::content_type, "application/octet-stream");
-  header.content_length(blob->size);
-  co_await exchange.send_file(std::move(header), blob->fd.get(), blob->offset, blob->size);
+  header.set(Field::accept_ranges, "bytes");
+  if (!etag.empty()) header.set(Field::etag, etag);
+  if (partial) {
+    header.set(Field::content_range, "bytes " + std::to_string(range.first) + "-" +
+                                         std::to_string(range.last) + "/" + size);
+  }
+  header.content_length(length);
+  co_await exchange.send_file(std::move(header), blob->fd.get(), blob->offset + first, length);
   co_return std::nullopt;
 }
 

@@ -1,8 +1,11 @@
 // The volume's HTTP endpoints.
 //
-//   PUT    /store/{key}[?master=URL]  stream the body to disk durably, commit to
-//                                     the master, publish; 201
-//   GET    /store/{key}, HEAD         200 with the exact bytes (sendfile); 404
+//   PUT    /store/{key}[?master=URL]  stream the body to disk durably (checking
+//                                     Content-MD5), commit to the master (which
+//                                     checks If-Match / If-None-Match), publish;
+//                                     201 with the ETag
+//   GET    /store/{key}, HEAD         200 with the exact bytes (sendfile), ETag,
+//                                     Range (206/416), If-None-Match (304); 404
 //   DELETE /store/{key}               204; 404
 //   GET    /healthz                   200
 //
@@ -14,6 +17,7 @@
 #include "common/router.hpp"
 #include "common/url.hpp"
 #include "volume/blob_store.hpp"
+#include "volume/publish_order.hpp"
 
 namespace kalavara {
 
@@ -42,6 +46,7 @@ class VolumeService {
 
   BlobStore& store_;
   const VolumeOptions options_;
+  PublishOrder publish_order_;
 };
 
 }  // namespace kalavara
