@@ -6,12 +6,19 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.hpp"
 #include "master/index_record.hpp"
 
 namespace kalavara {
+
+// One page of a key listing.
+struct KeyPage {
+  std::vector<std::string> keys;
+  std::string next;  // the first key of the following page; empty at the end
+};
 
 class IndexStore {
  public:
@@ -25,8 +32,17 @@ class IndexStore {
   // survives a crash of the process or the machine.
   virtual Status put(std::string_view key, const IndexRecord& record) = 0;
 
+  // Stores all `records` in one durable, atomic batch (bulk loads).
+  virtual Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>& records) = 0;
+
   // Removes `key`, durably. Removing an absent key succeeds.
   virtual Status erase(std::string_view key) = 0;
+
+  // Keys that start with `prefix`, in byte order, from the first key >=
+  // `start`, at most `limit` (>= 1) of them. Fails with 500 when the store
+  // cannot be read.
+  virtual Result<KeyPage> list(std::string_view prefix, std::string_view start,
+                               std::size_t limit) = 0;
 
   // The registered volumes' canonical base URLs, in no particular order.
   virtual Result<std::vector<std::string>> volumes() = 0;

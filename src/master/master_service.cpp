@@ -8,9 +8,12 @@
 #include <charconv>
 #include <mutex>
 
+#include "common/checksum.hpp"
+#include "common/conditional.hpp"
 #include "common/digest.hpp"
 #include "common/http_client.hpp"
 #include "common/http_server.hpp"
+#include "common/json.hpp"
 #include "common/key_codec.hpp"
 #include "master/placement.hpp"
 
@@ -26,6 +29,14 @@ namespace asio = http::asio;
 constexpr std::string_view kCommitPrefix = "/internal/commit/";
 // An add-volume body is one URL; anything longer is not one.
 constexpr std::size_t kMaxAdminBody = 4096;
+constexpr std::size_t kDefaultListLimit = 1000;
+constexpr std::size_t kMaxListLimit = 10000;
+
+// The ETag of the key's current value, or nullopt when the key is absent.
+std::optional<std::string> current_etag(const std::optional<IndexRecord>& record) {
+  if (!record) return std::nullopt;
+  return etag_for(record->checksum);
+}
 
 // The key of a request under `prefix`, decoded and validated.
 Result<std::string> key_of(const http::Exchange& exchange, std::string_view prefix) {
@@ -117,6 +128,19 @@ void MasterService::add_routes(http::Router& router) {
 MasterService::Reply MasterService::put(http::Exchange& exchange) {
   auto key = key_of(exchange, kStorePrefix);
   if (!key) co_return http::error_response(key.error());
+  const auto& request = exchange.request();
+  const auto if_match = request[Field::if_match];
+  const auto if_none_match = request[Field::if_none_match];
+  if (!if_match.empty() || !if_none_match.empty()) {
+    // Fail early, before the client uploads; the commit checks again, which
+    // is what makes the condition race-free.
+    auto record = store_.get(*key);
+    if (!record) co_return http::error_response(record.error());
+    const auto etag = current_etag(*record);
+    if (auto status = check_write_preconditions(if_match, if_none_match, etag); !status) {
+      co_return http::error_response(status.error());
+    }
+  }
 
   std::string volume;
   {
@@ -133,7 +157,7 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
   if (options_.advertise_url) {
     master_url = options_.advertise_url->text;
   } else {
-    auto from_host = parse_base_url("http://" + std::string(exchange.request()[Field::host]));
+    auto from_host = parse_base_url("http://" + std::string(request[Field::host]));
     if (!from_host) co_return http::error_response({400, "PUT needs a valid Host header"});
     master_url = from_host->text;
   }
@@ -146,31 +170,101 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
 }
 
 MasterService::Reply MasterService::get(http::Exchange& exchange) {
-  auto key = key_of(exchange, kStorePrefix);
-  if (!key) co_return http::error_response(key.error());
-  auto record = store_.get(*key);
-  if (!record) co_return http::error_response(record.error());
-  if (!record->has_value() || (*record)->volumes.empty()) {
-    co_return http::error_response({404, "no such key"});
+  const auto& request = exchange.request();
+  if (query_param(split_target(request.target()).query, "list")) return list(exchange);
+  return [](MasterService& self, http::Exchange& ex) -> Reply {
+    auto key = key_of(ex, kStorePrefix);
+    if (!key) co_return http::error_response(key.error());
+    auto record = self.store_.get(*key);
+    if (!record) co_return http::error_response(record.error());
+    if (!record->has_value() || (*record)->volumes.empty()) {
+      co_return http::error_response({404, "no such key"});
+    }
+    const auto etag = etag_for((*record)->checksum);
+    if (const auto header = ex.request()[Field::if_none_match];
+        !header.empty() && if_none_match_matches(header, etag)) {
+      Response not_modified{HttpStatus::not_modified, 11};
+      not_modified.set(Field::etag, etag);
+      co_return not_modified;
+    }
+    auto response = redirect(HttpStatus::found, volume_location((*record)->volumes.front(), *key));
+    response.set(Field::etag, etag);
+    response.set("X-Kalavara-Size", std::to_string((*record)->size));
+    co_return response;
+  }(*this, exchange);
+}
+
+MasterService::Reply MasterService::list(http::Exchange& exchange) {
+  const auto target = split_target(exchange.request().target());
+  auto prefix = percent_decode(target.path.substr(kStorePrefix.size()));
+  if (!prefix) co_return http::error_response(prefix.error());
+  std::size_t limit = kDefaultListLimit;
+  if (auto text = query_param(target.query, "limit")) {
+    const auto* end = text->data() + text->size();
+    const auto [ptr, ec] = std::from_chars(text->data(), end, limit);
+    if (ec != std::errc{} || ptr != end || limit == 0 || limit > kMaxListLimit) {
+      co_return http::error_response(
+          {400, "limit must be a whole number from 1 to " + std::to_string(kMaxListLimit)});
+    }
   }
-  co_return redirect(HttpStatus::found, volume_location((*record)->volumes.front(), *key));
+  const auto start = query_param(target.query, "start").value_or("");
+  auto page = store_.list(*prefix, start, limit);
+  if (!page) co_return http::error_response(page.error());
+
+  std::string body = "{\"keys\": [";
+  for (std::size_t i = 0; i < page->keys.size(); ++i) {
+    if (i > 0) body += ", ";
+    append_json_string(body, page->keys[i]);
+  }
+  body += "], \"next\": ";
+  append_json_string(body, page->next);
+  body += "}\n";
+  Response response{HttpStatus::ok, 11};
+  response.set(Field::content_type, "application/json");
+  response.body() = std::move(body);
+  response.prepare_payload();
+  co_return response;
 }
 
 MasterService::Reply MasterService::erase(http::Exchange& exchange) {
   auto key = key_of(exchange, kStorePrefix);
   if (!key) co_return http::error_response(key.error());
-  auto record = store_.get(*key);
-  if (!record) co_return http::error_response(record.error());
-  if (!record->has_value()) co_return http::error_response({404, "no such key"});
+  auto& stripe = stripe_of(*key);
+  IndexRecord record;
+  {
+    std::lock_guard lock(stripe.mutex);
+    if (stripe.deleting.contains(*key)) {
+      co_return http::error_response({409, "a delete of this key is already in progress"});
+    }
+    auto found = store_.get(*key);
+    if (!found) co_return http::error_response(found.error());
+    if (!found->has_value()) co_return http::error_response({404, "no such key"});
+    if (auto status = check_write_preconditions(exchange.request()[Field::if_match], {},
+                                                current_etag(*found));
+        !status) {
+      co_return http::error_response(status.error());
+    }
+    record = std::move(**found);
+    stripe.deleting.insert(*key);
+  }
+  struct Unmark {
+    KeyStripe& stripe;
+    const std::string& key;
+    ~Unmark() {
+      std::lock_guard lock(stripe.mutex);
+      stripe.deleting.erase(key);
+    }
+  } unmark{stripe, *key};
 
   // Files first, index last: if a volume cannot be reached the key stays
   // fully readable and the client can retry, instead of leaving a file the
-  // index no longer knows about.
-  for (const auto& volume : (*record)->volumes) {
+  // index no longer knows about. Commits of this key wait out the delete.
+  for (const auto& volume : record.volumes) {
     if (auto status = co_await delete_on_volume(volume, *key); !status) {
       co_return http::error_response({503, "key not deleted: " + status.error().message});
     }
   }
+  std::lock_guard lock(stripe.mutex);
   if (auto status = store_.erase(*key); !status) co_return http::error_response(status.error());
   co_return Response{HttpStatus::no_content, 11};
 }
@@ -211,19 +305,38 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
     }
   }
 
-  auto previous = store_.get(*key);
-  if (!previous) co_return http::error_response(previous.error());
+  const auto checksum = query_param(query, "checksum").value_or("");
+  const auto if_match = query_param(query, "if_match").value_or("");
+  const auto if_none_match = query_param(query, "if_none_match").value_or("");
+
+  std::optional<IndexRecord> previous;
   IndexRecord record;
-  record.volumes = {volume->text};
-  record.size = size;
-  if (auto status = store_.put(*key, record); !status) {
-    co_return http::error_response(status.error());
+  {
+    auto& stripe = stripe_of(*key);
+    std::lock_guard lock(stripe.mutex);
+    if (stripe.deleting.contains(*key)) {
+      co_return http::error_response({409, "the key is being deleted; retry the PUT"});
+    }
+    auto found = store_.get(*key);
+    if (!found) co_return http::error_response(found.error());
+    previous = std::move(*found);
+    if (auto status = check_write_preconditions(if_match, if_none_match, current_etag(previous));
+        !status) {
+      co_return http::error_response(status.error());
+    }
+    record.volumes = {volume->text};
+    record.size = size;
+    record.checksum = checksum;
+    record.version = previous ? previous->version + 1 : 1;
+    if (auto status = store_.put(*key, record); !status) {
+      co_return http::error_response(status.error());
+    }
   }
 
   // The key moved (volumes were added since its last write): the old copy is
   // now garbage. Removing it is best effort; the index no longer points at it.
-  if (previous->has_value()) {
-    for (const auto& old_volume : (*previous)->volumes) {
+  if (previous) {
+    for (const auto& old_volume : previous->volumes) {
       if (old_volume == volume->text) continue;
       asio::co_spawn(
           co_await asio::this_coro::executor,
@@ -236,7 +349,11 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
           asio::detached);
     }
   }
-  co_return Response{HttpStatus::no_content, 11};
+  co_return http::text_response(HttpStatus::ok, std::to_string(record.version));
+}
+
+MasterService::KeyStripe& MasterService::stripe_of(const std::string& key) {
+  return stripes_[std::hash<std::string>{}(key) % stripes_.size()];
 }
 
 }  // namespace kalavara

@@ -1,19 +1,27 @@
 // The master's HTTP endpoints: redirects for /store/, volume registration,
 // and the commit call volumes make once a value is durable.
 //
-//   PUT    /store/{key}            307 to the key's volume (with ?master=... to commit to)
-//   GET    /store/{key}, HEAD      302 to the volume holding the value; 404 if none
-//   DELETE /store/{key}            deletes on the volume, then in the index; 204
+//   PUT    /store/{key}            307 to the key's volume (with ?master=... to commit
+//                                  to); 412 when If-Match / If-None-Match already fail
+//   GET    /store/{key}, HEAD      302 to the volume holding the value, with ETag and
+//                                  X-Kalavara-Size; 304 on If-None-Match; 404 if none
+//   GET    /store/{prefix}?list    JSON page of keys (&limit=N, &start=KEY)
+//   DELETE /store/{key}            deletes on the volume, then in the index; 204;
+//                                  412 when If-Match fails
 //   POST   /admin/add-volume       body: a volume's base URL; 200
-//   POST   /internal/commit/{key}?volume=URL&size=N   a volume's commit; 204
+//   POST   /internal/commit/{key}?volume=URL&size=N&checksum=HEX[&if_match=..]
+//          [&if_none_match=..]     a volume's commit; 200 with the write's version
 //   GET    /healthz                200
 //
 // Thread-safe: handlers run concurrently on the io threads.
 #pragma once
 
+#include <array>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/router.hpp"
@@ -51,12 +59,24 @@ class MasterService {
   Reply erase(http::Exchange& exchange);
   Reply add_volume(http::Exchange& exchange);
   Reply commit(http::Exchange& exchange);
+  Reply list(http::Exchange& exchange);
 
   // Registers `url` durably and in memory; true when it was new.
   Result<bool> register_volume(const BaseUrl& url);
 
+  // Serialises the read-check-write of one key's record (a commit, the
+  // checks of a delete) so that conditional writes are race-free, and marks
+  // keys whose delete is in flight (it spans calls to volumes) so that no
+  // commit lands between the delete's file removal and its record removal.
+  struct KeyStripe {
+    std::mutex mutex;
+    std::unordered_set<std::string> deleting;
+  };
+  KeyStripe& stripe_of(const std::string& key);
+
   IndexStore& store_;
   const MasterOptions options_;
+  std::array<KeyStripe, 64> stripes_;
   mutable std::shared_mutex mutex_;
   std::vector<std::string> volumes_;  // sorted, canonical
 };

@@ -3,6 +3,9 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
 
 namespace kalavara {
 namespace {
@@ -68,6 +71,36 @@ Status RocksDbIndexStore::put(std::string_view key, const IndexRecord& record) {
   const auto status = db_->Put(synced(), prefixed(kRecordPrefix, key), encode_record(record));
   if (!status.ok()) return storage_error("write", status);
   return {};
+}
+
+Status RocksDbIndexStore::put_batch(
+    const std::vector<std::pair<std::string, IndexRecord>>& records) {
+  rocksdb::WriteBatch batch;
+  for (const auto& [key, record] : records) {
+    const auto status = batch.Put(prefixed(kRecordPrefix, key), encode_record(record));
+    if (!status.ok()) return storage_error("batch", status);
+  }
+  const auto status = db_->Write(synced(), &batch);
+  if (!status.ok()) return storage_error("batch write", status);
+  return {};
+}
+
+Result<KeyPage> RocksDbIndexStore::list(std::string_view prefix, std::string_view start,
+                                        std::size_t limit) {
+  const auto first = prefixed(kRecordPrefix, std::max(prefix, start));
+  const auto wanted = prefixed(kRecordPrefix, prefix);
+  KeyPage page;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(first); it->Valid() && it->key().starts_with(wanted); it->Next()) {
+    auto key = it->key().ToStringView().substr(1);
+    if (page.keys.size() == limit) {
+      page.next.assign(key);
+      break;
+    }
+    page.keys.emplace_back(key);
+  }
+  if (!it->status().ok()) return storage_error("listing", it->status());
+  return page;
 }
 
 Status RocksDbIndexStore::erase(std::string_view key) {

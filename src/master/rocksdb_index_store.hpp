@@ -25,7 +25,9 @@ class RocksDbIndexStore final : public IndexStore {
 
   Result<std::optional<IndexRecord>> get(std::string_view key) override;
   Status put(std::string_view key, const IndexRecord& record) override;
+  Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>& records) override;
   Status erase(std::string_view key) override;
+  Result<KeyPage> list(std::string_view prefix, std::string_view start, std::size_t limit) override;
   Result<std::vector<std::string>> volumes() override;
   Status add_volume(std::string_view url) override;
 
