@@ -172,26 +172,28 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
 MasterService::Reply MasterService::get(http::Exchange& exchange) {
   const auto& request = exchange.request();
   if (query_param(split_target(request.target()).query, "list")) return list(exchange);
-  return [](MasterService& self, http::Exchange& ex) -> Reply {
-    auto key = key_of(ex, kStorePrefix);
-    if (!key) co_return http::error_response(key.error());
-    auto record = self.store_.get(*key);
-    if (!record) co_return http::error_response(record.error());
-    if (!record->has_value() || (*record)->volumes.empty()) {
-      co_return http::error_response({404, "no such key"});
-    }
-    const auto etag = etag_for((*record)->checksum);
-    if (const auto header = ex.request()[Field::if_none_match];
-        !header.empty() && if_none_match_matches(header, etag)) {
-      Response not_modified{HttpStatus::not_modified, 11};
-      not_modified.set(Field::etag, etag);
-      co_return not_modified;
-    }
-    auto response = redirect(HttpStatus::found, volume_location((*record)->volumes.front(), *key));
-    response.set(Field::etag, etag);
-    response.set("X-Kalavara-Size", std::to_string((*record)->size));
-    co_return response;
-  }(*this, exchange);
+  return locate(exchange);
+}
+
+MasterService::Reply MasterService::locate(http::Exchange& exchange) {
+  auto key = key_of(exchange, kStorePrefix);
+  if (!key) co_return http::error_response(key.error());
+  auto record = store_.get(*key);
+  if (!record) co_return http::error_response(record.error());
+  if (!record->has_value() || (*record)->volumes.empty()) {
+    co_return http::error_response({404, "no such key"});
+  }
+  const auto etag = etag_for((*record)->checksum);
+  if (const auto header = exchange.request()[Field::if_none_match];
+      !header.empty() && if_none_match_matches(header, etag)) {
+    Response not_modified{HttpStatus::not_modified, 11};
+    not_modified.set(Field::etag, etag);
+    co_return not_modified;
+  }
+  auto response = redirect(HttpStatus::found, volume_location((*record)->volumes.front(), *key));
+  response.set(Field::etag, etag);
+  response.set("X-Kalavara-Size", std::to_string((*record)->size));
+  co_return response;
 }
 
 MasterService::Reply MasterService::list(http::Exchange& exchange) {

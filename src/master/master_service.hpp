@@ -55,7 +55,8 @@ class MasterService {
  private:
   using Reply = http::asio::awaitable<std::optional<http::Response>>;
   Reply put(http::Exchange& exchange);
-  Reply get(http::Exchange& exchange);
+  Reply get(http::Exchange& exchange);     // locate() or list()
+  Reply locate(http::Exchange& exchange);  // the 302 to a key's value
   Reply erase(http::Exchange& exchange);
   Reply add_volume(http::Exchange& exchange);
   Reply commit(http::Exchange& exchange);
