@@ -3,6 +3,7 @@
 // outgrow one master. Implementations are thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,11 @@ class IndexStore {
 
   // Registers a volume durably; registering a known one succeeds.
   virtual Status add_volume(std::string_view url) = 0;
+
+  // The version floor (see VersionClock): 0 when never set.
+  virtual Result<std::uint64_t> version_floor() = 0;
+  // Stores the version floor durably.
+  virtual Status set_version_floor(std::uint64_t floor) = 0;
 };
 
 }  // namespace kalavara

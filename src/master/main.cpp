@@ -60,7 +60,12 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", store.error().message);
     return 1;
   }
-  MasterService service(**store, options);
+  auto clock = VersionClock::open(**store);
+  if (!clock) {
+    spdlog::critical("{}", clock.error().message);
+    return 1;
+  }
+  MasterService service(**store, **clock, options);
   if (auto status = service.load_volumes(volumes); !status) {
     spdlog::critical("{}", status.error().message);
     return 1;

@@ -51,6 +51,16 @@ std::string volume_location(std::string_view volume, std::string_view key) {
   return location;
 }
 
+std::optional<std::uint64_t> parse_u64(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  std::uint64_t value = 0;
+  const auto* end = text->data() + text->size();
+  if (auto [ptr, ec] = std::from_chars(text->data(), end, value); ec != std::errc{} || ptr != end) {
+    return std::nullopt;
+  }
+  return value;
+}
+
 Response redirect(HttpStatus status, const std::string& location) {
   Response response{status, 11};
   response.set(Field::location, location);
@@ -58,11 +68,14 @@ Response redirect(HttpStatus status, const std::string& location) {
   return response;
 }
 
-asio::awaitable<Status> delete_on_volume(const std::string& volume, const std::string& key) {
+// Removes the key's versions up to `up_to` on `volume`.
+asio::awaitable<Status> delete_on_volume(const std::string& volume, const std::string& key,
+                                         std::uint64_t up_to) {
   auto url = parse_base_url(volume);
   if (!url) co_return url.error();
-  auto reply = co_await http::send_request(Verb::delete_, *url,
-                                           std::string(kStorePrefix) + encode_key_path(key), {});
+  auto reply = co_await http::send_request(
+      Verb::delete_, *url,
+      std::string(kStorePrefix) + encode_key_path(key) + "?upto=" + std::to_string(up_to), {});
   if (!reply) co_return reply.error();
   if (reply->status != 204 && reply->status != 404) {
     co_return Error{502, "volume " + volume + " answered " + std::to_string(reply->status) +
@@ -71,10 +84,19 @@ asio::awaitable<Status> delete_on_volume(const std::string& volume, const std::s
   co_return Status{};
 }
 
+// Parameters by value: the coroutine outlives the caller's frame.
+asio::awaitable<void> remove_old_version(std::string volume, std::string key,
+                                         std::uint64_t version) {
+  if (auto status = co_await delete_on_volume(volume, key, version); !status) {
+    spdlog::warn("could not remove an old version of a key on {}: {}", volume,
+                 status.error().message);
+  }
+}
+
 }  // namespace
 
-MasterService::MasterService(IndexStore& store, MasterOptions options)
-    : store_(store), options_(std::move(options)) {}
+MasterService::MasterService(IndexStore& store, VersionClock& clock, MasterOptions options)
+    : store_(store), clock_(clock), options_(std::move(options)) {}
 
 Status MasterService::load_volumes(const std::vector<BaseUrl>& extra) {
   auto stored = store_.volumes();
@@ -162,11 +184,15 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
     master_url = from_host->text;
   }
 
+  auto version = clock_.next();
+  if (!version) co_return http::error_response(version.error());
+
   // The value becomes visible only when the volume commits it after its
   // durable write: nothing is written here, so an abandoned upload changes
   // nothing.
   co_return redirect(HttpStatus::temporary_redirect, volume_location(volume, *key) + "?master=" +
-                                                         percent_encode_component(master_url));
+                                                         percent_encode_component(master_url) +
+                                                         "&version=" + std::to_string(*version));
 }
 
 MasterService::Reply MasterService::get(http::Exchange& exchange) {
@@ -190,7 +216,8 @@ MasterService::Reply MasterService::locate(http::Exchange& exchange) {
     not_modified.set(Field::etag, etag);
     co_return not_modified;
   }
-  auto response = redirect(HttpStatus::found, volume_location((*record)->volumes.front(), *key));
+  auto response = redirect(HttpStatus::found, volume_location((*record)->volumes.front(), *key) +
+                                                  "?version=" + std::to_string((*record)->version));
   response.set(Field::etag, etag);
   response.set("X-Kalavara-Size", std::to_string((*record)->size));
   co_return response;
@@ -262,7 +289,7 @@ MasterService::Reply MasterService::erase(http::Exchange& exchange) {
   // fully readable and the client can retry, instead of leaving a file the
   // index no longer knows about. Commits of this key wait out the delete.
   for (const auto& volume : record.volumes) {
-    if (auto status = co_await delete_on_volume(volume, *key); !status) {
+    if (auto status = co_await delete_on_volume(volume, *key, record.version); !status) {
       co_return http::error_response({503, "key not deleted: " + status.error().message});
     }
   }
@@ -288,8 +315,9 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
   const auto query = split_target(exchange.request().target()).query;
   auto volume_param = query_param(query, "volume");
   auto size_param = query_param(query, "size");
-  if (!volume_param || !size_param) {
-    co_return http::error_response({400, "commit needs volume= and size= parameters"});
+  const auto version = parse_u64(query_param(query, "version"));
+  if (!volume_param || !size_param || !version) {
+    co_return http::error_response({400, "commit needs volume=, version= and size= parameters"});
   }
   auto volume = parse_base_url(*volume_param);
   if (!volume) co_return http::error_response(volume.error());
@@ -326,32 +354,31 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
         !status) {
       co_return http::error_response(status.error());
     }
+    if (previous && previous->version >= *version) {
+      // A newer write of the key is already committed: this one is ordered
+      // before it, so it is overwritten at once. Versions, not arrival
+      // order, decide, so every replica and the index agree.
+      co_return http::text_response(HttpStatus::ok, "superseded");
+    }
     record.volumes = {volume->text};
     record.size = size;
     record.checksum = checksum;
-    record.version = previous ? previous->version + 1 : 1;
+    record.version = *version;
     if (auto status = store_.put(*key, record); !status) {
       co_return http::error_response(status.error());
     }
   }
 
-  // The key moved (volumes were added since its last write): the old copy is
-  // now garbage. Removing it is best effort; the index no longer points at it.
+  // The previous version's files are garbage now, wherever they are.
+  // Removing them is best effort: the index no longer points at them.
   if (previous) {
+    const auto executor = co_await asio::this_coro::executor;
     for (const auto& old_volume : previous->volumes) {
-      if (old_volume == volume->text) continue;
-      asio::co_spawn(
-          co_await asio::this_coro::executor,
-          [old_volume, key = *key]() -> asio::awaitable<void> {
-            if (auto status = co_await delete_on_volume(old_volume, key); !status) {
-              spdlog::warn("could not remove the old copy of a key on {}: {}", old_volume,
-                           status.error().message);
-            }
-          },
-          asio::detached);
+      asio::co_spawn(executor, remove_old_version(old_volume, *key, previous->version),
+                     asio::detached);
     }
   }
-  co_return http::text_response(HttpStatus::ok, std::to_string(record.version));
+  co_return http::text_response(HttpStatus::ok, "committed");
 }
 
 MasterService::KeyStripe& MasterService::stripe_of(const std::string& key) {

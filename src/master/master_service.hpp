@@ -1,16 +1,19 @@
 // The master's HTTP endpoints: redirects for /store/, volume registration,
 // and the commit call volumes make once a value is durable.
 //
-//   PUT    /store/{key}            307 to the key's volume (with ?master=... to commit
-//                                  to); 412 when If-Match / If-None-Match already fail
+//   PUT    /store/{key}            307 to the key's volume with the write's version and
+//                                  the master to commit to (?master=..&version=..);
+//                                  412 when If-Match / If-None-Match already fail
 //   GET    /store/{key}, HEAD      302 to the volume holding the value, with ETag and
 //                                  X-Kalavara-Size; 304 on If-None-Match; 404 if none
 //   GET    /store/{prefix}?list    JSON page of keys (&limit=N, &start=KEY)
 //   DELETE /store/{key}            deletes on the volume, then in the index; 204;
 //                                  412 when If-Match fails
 //   POST   /admin/add-volume       body: a volume's base URL; 200
-//   POST   /internal/commit/{key}?volume=URL&size=N&checksum=HEX[&if_match=..]
-//          [&if_none_match=..]     a volume's commit; 200 with the write's version
+//   POST   /internal/commit/{key}?volume=URL&version=V&size=N&checksum=HEX
+//          [&if_match=..][&if_none_match=..]
+//                                  a volume's commit; 200 "committed", or
+//                                  "superseded" when a newer version is committed
 //   GET    /healthz                200
 //
 // Thread-safe: handlers run concurrently on the io threads.
@@ -27,6 +30,7 @@
 #include "common/router.hpp"
 #include "common/url.hpp"
 #include "master/index_store.hpp"
+#include "master/version_clock.hpp"
 
 namespace kalavara {
 
@@ -39,8 +43,8 @@ struct MasterOptions {
 
 class MasterService {
  public:
-  // `store` must outlive the service.
-  MasterService(IndexStore& store, MasterOptions options);
+  // `store` and `clock` must outlive the service.
+  MasterService(IndexStore& store, VersionClock& clock, MasterOptions options);
 
   // Loads the registered volumes from the store and registers `extra` (the
   // -v flags) durably. Fails when the store fails.
@@ -76,6 +80,7 @@ class MasterService {
   KeyStripe& stripe_of(const std::string& key);
 
   IndexStore& store_;
+  VersionClock& clock_;
   const MasterOptions options_;
   std::array<KeyStripe, 64> stripes_;
   mutable std::shared_mutex mutex_;

@@ -12,6 +12,7 @@ namespace {
 
 constexpr char kRecordPrefix = 'k';
 constexpr char kVolumePrefix = 'v';
+constexpr std::string_view kVersionFloorKey = "mversion-floor";
 
 std::string prefixed(char prefix, std::string_view name) {
   std::string out;
@@ -123,6 +124,30 @@ Result<std::vector<std::string>> RocksDbIndexStore::volumes() {
 Status RocksDbIndexStore::add_volume(std::string_view url) {
   const auto status = db_->Put(synced(), prefixed(kVolumePrefix, url), "");
   if (!status.ok()) return storage_error("volume registration", status);
+  return {};
+}
+
+}  // namespace kalavara
+
+namespace kalavara {
+
+Result<std::uint64_t> RocksDbIndexStore::version_floor() {
+  std::string value;
+  const auto status = db_->Get(rocksdb::ReadOptions(), kVersionFloorKey, &value);
+  if (status.IsNotFound()) return std::uint64_t{0};
+  if (!status.ok()) return storage_error("read", status);
+  if (value.size() != 8) return Error{500, "corrupt version floor"};
+  std::uint64_t floor = 0;
+  for (const char c : value) floor = (floor << 8) | static_cast<std::uint8_t>(c);
+  return floor;
+}
+
+Status RocksDbIndexStore::set_version_floor(std::uint64_t floor) {
+  std::string value(8, '\0');
+  for (int i = 7; i >= 0; --i, floor >>= 8)
+    value[static_cast<std::size_t>(i)] = static_cast<char>(floor & 0xFF);
+  const auto status = db_->Put(synced(), kVersionFloorKey, value);
+  if (!status.ok()) return storage_error("version floor write", status);
   return {};
 }
 

@@ -1,5 +1,6 @@
-// IndexStore on RocksDB. Records live under "k" + key and volumes under
-// "v" + url, so records stay in key order for listing. Every write is a
+// IndexStore on RocksDB. Records live under "k" + key, volumes under
+// "v" + url and the version floor under "m" + "version-floor", so records
+// stay in key order for listing. Every write is a
 // synced write (WAL fsynced before it returns); RocksDB groups concurrent
 // synced writes into one fsync.
 #pragma once
@@ -30,6 +31,8 @@ class RocksDbIndexStore final : public IndexStore {
   Result<KeyPage> list(std::string_view prefix, std::string_view start, std::size_t limit) override;
   Result<std::vector<std::string>> volumes() override;
   Status add_volume(std::string_view url) override;
+  Result<std::uint64_t> version_floor() override;
+  Status set_version_floor(std::uint64_t floor) override;
 
  private:
   explicit RocksDbIndexStore(std::unique_ptr<rocksdb::DB> db);

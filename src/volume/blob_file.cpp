@@ -63,9 +63,34 @@ Result<BlobHeader> decode_blob_header(std::string_view bytes) {
   return header;
 }
 
-std::string blob_relative_path(const KeyDigest& digest) {
+std::string blob_directory(const KeyDigest& digest) {
   const auto hex = digest.hex();
-  return "blobs/" + hex.substr(0, 2) + "/" + hex.substr(2, 2) + "/" + hex;
+  return "blobs/" + hex.substr(0, 2) + "/" + hex.substr(2, 2);
+}
+
+std::string blob_relative_path(const KeyDigest& digest, std::uint64_t version) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string suffix(16, '0');
+  for (int i = 15; i >= 0; --i, version >>= 4)
+    suffix[static_cast<std::size_t>(i)] = kHex[version & 0xF];
+  return blob_directory(digest) + "/" + digest.hex() + "." + suffix;
+}
+
+std::optional<std::uint64_t> blob_file_version(std::string_view file_name,
+                                               std::string_view digest_hex) {
+  if (file_name.size() != digest_hex.size() + 17 || !file_name.starts_with(digest_hex) ||
+      file_name[digest_hex.size()] != '.') {
+    return std::nullopt;
+  }
+  std::uint64_t version = 0;
+  for (const char c : file_name.substr(digest_hex.size() + 1)) {
+    int digit = -1;
+    if (c >= '0' && c <= '9') digit = c - '0';
+    if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+    if (digit < 0) return std::nullopt;
+    version = (version << 4) | static_cast<std::uint64_t>(digit);
+  }
+  return version;
 }
 
 }  // namespace kalavara

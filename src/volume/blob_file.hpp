@@ -1,8 +1,10 @@
 // The on-disk format of a volume. Pure; thread-safe.
 //
-// Each value is one file, named by the SHA-256 of its key (never by the key
-// itself, so no key can name a path outside the data folder):
-//   <data-dir>/blobs/<hex[0:2]>/<hex[2:4]>/<hex>        hex = sha256(key), 64 chars
+// Each write of a value is one file, named by the SHA-256 of its key (never by
+// the key itself, so no key can name a path outside the data folder) and the
+// write's version; several versions of a key may exist for a while:
+//   <data-dir>/blobs/<hex[0:2]>/<hex[2:4]>/<hex>.<version>
+//     hex = sha256(key), 64 chars; version = 16 hex digits
 // The file is a header followed by the value's bytes. Header, little-endian:
 //   offset 0   4 bytes   magic "KLVB"
 //          4   u16       format (2; format 1 lacks the checksum, key at 24)
@@ -51,7 +53,15 @@ std::string encode_blob_header(std::string_view key, std::uint64_t version,
 // header). Fails with 500 ("corrupt blob header: ...") on anything else.
 Result<BlobHeader> decode_blob_header(std::string_view bytes);
 
-// "blobs/ab/cd/abcd..." for the key whose digest is `digest`.
-std::string blob_relative_path(const KeyDigest& digest);
+// "blobs/ab/cd": the folder holding every version of the key.
+std::string blob_directory(const KeyDigest& digest);
+
+// "blobs/ab/cd/abcd....0000018bcdef0123": the file of one version.
+std::string blob_relative_path(const KeyDigest& digest, std::uint64_t version);
+
+// The version in `file_name` when it is a file of the key whose digest's hex
+// is `digest_hex`; nullopt for anything else.
+std::optional<std::uint64_t> blob_file_version(std::string_view file_name,
+                                               std::string_view digest_hex);
 
 }  // namespace kalavara

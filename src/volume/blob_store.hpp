@@ -14,9 +14,9 @@
 
 namespace kalavara {
 
-// One value being written. Not thread-safe. Destroying a writer that was not
-// committed removes everything it wrote: a failed or abandoned write leaves
-// no trace and the previous value untouched.
+// One version of a value being written. Not thread-safe. Destroying a writer
+// that was not kept removes everything it wrote, published or not: a failed
+// or abandoned write leaves no trace and other versions untouched.
 class BlobWriter {
  public:
   virtual ~BlobWriter() = default;
@@ -34,10 +34,14 @@ class BlobWriter {
   // failed sync is never retried.
   virtual Result<Written> sync() = 0;
 
-  // Makes the synced value the key's value, atomically and durably: a
-  // reader sees the old value or the new one, never a mix, and after success
-  // the new one survives a crash.
+  // Puts the synced value in place as its own version, atomically and
+  // durably: after success a reader of that version finds it whole, also
+  // after a crash. Other versions of the key are not touched.
   virtual Status publish() = 0;
+
+  // Keeps the published version when the writer is destroyed (the commit
+  // succeeded).
+  virtual void keep() = 0;
 };
 
 // An open value: read `size` bytes of `fd` from `offset`.
@@ -52,11 +56,14 @@ struct OpenBlob {
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
-  virtual Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key) = 0;
-  // Fails with 404 when the key has no value here.
-  virtual Result<OpenBlob> open(std::string_view key) = 0;
-  // Removes the key's value durably. Fails with 404 when there is none.
-  virtual Status remove(std::string_view key) = 0;
+  virtual Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key,
+                                                          std::uint64_t version) = 0;
+  // Opens `version` of the key, or its newest version when nullopt. Fails
+  // with 404 when there is no such version here.
+  virtual Result<OpenBlob> open(std::string_view key, std::optional<std::uint64_t> version) = 0;
+  // Removes, durably, every version of the key up to `up_to` (all of them
+  // when nullopt). Fails with 404 when there was none.
+  virtual Status remove(std::string_view key, std::optional<std::uint64_t> up_to) = 0;
 };
 
 }  // namespace kalavara

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -72,8 +73,15 @@ class FileBlobWriter final : public BlobWriter {
         final_path_(std::move(final_path)) {}
 
   ~FileBlobWriter() override {
-    if (!published_) ::unlink(temp_path_.c_str());
+    if (!published_) {
+      ::unlink(temp_path_.c_str());
+    } else if (!kept_) {
+      // Published but never committed: no index names this version.
+      ::unlink(final_path_.c_str());
+    }
   }
+
+  void keep() override { kept_ = true; }
 
   Status append(std::span<const char> bytes) override {
     if (auto status = write_all(fd_.get(), bytes); !status) return status;
@@ -112,6 +120,7 @@ class FileBlobWriter final : public BlobWriter {
   ValueHasher hasher_;
   std::uint64_t size_ = 0;
   bool published_ = false;
+  bool kept_ = false;
 };
 
 }  // namespace
@@ -132,24 +141,43 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& da
   return std::unique_ptr<FileBlobStore>(new FileBlobStore(data_dir));
 }
 
-Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view key) {
+Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view key,
+                                                               std::uint64_t version) {
   auto temp_path = data_dir_ / "tmp" / random_name();
   UniqueFd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd.valid()) return io_error("create temp file", errno);
-  if (auto status = write_all(fd.get(), encode_blob_header(key, 0)); !status) {
+  if (auto status = write_all(fd.get(), encode_blob_header(key, version)); !status) {
     ::unlink(temp_path.c_str());
     return status.error();
   }
   return std::unique_ptr<BlobWriter>(
       std::make_unique<FileBlobWriter>(std::move(fd), temp_path, data_dir_ / "blobs",
-                                       data_dir_ / blob_relative_path(digest_of(key))));
+                                       data_dir_ / blob_relative_path(digest_of(key), version)));
 }
 
-Result<OpenBlob> FileBlobStore::open(std::string_view key) {
-  const auto path = data_dir_ / blob_relative_path(digest_of(key));
+std::vector<std::uint64_t> FileBlobStore::versions_of(std::string_view key) const {
+  const auto digest = digest_of(key);
+  const auto hex = digest.hex();
+  std::vector<std::uint64_t> versions;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(data_dir_ / blob_directory(digest), ec)) {
+    if (auto version = blob_file_version(entry.path().filename().native(), hex)) {
+      versions.push_back(*version);
+    }
+  }
+  return versions;
+}
+
+Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::uint64_t> version) {
+  if (!version) {
+    const auto versions = versions_of(key);
+    if (versions.empty()) return Error{404, "no such key"};
+    version = *std::max_element(versions.begin(), versions.end());
+  }
+  const auto path = data_dir_ / blob_relative_path(digest_of(key), *version);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
-    if (errno == ENOENT) return Error{404, "no such key"};
+    if (errno == ENOENT) return Error{404, "no such key (or not this version of it)"};
     return io_error("open", errno);
   }
   struct stat info {};
@@ -170,13 +198,20 @@ Result<OpenBlob> FileBlobStore::open(std::string_view key) {
   return blob;
 }
 
-Status FileBlobStore::remove(std::string_view key) {
-  const auto path = data_dir_ / blob_relative_path(digest_of(key));
-  if (::unlink(path.c_str()) != 0) {
-    if (errno == ENOENT) return Error{404, "no such key"};
-    return io_error("unlink", errno);
+Status FileBlobStore::remove(std::string_view key, std::optional<std::uint64_t> up_to) {
+  const auto digest = digest_of(key);
+  bool removed = false;
+  for (const auto version : versions_of(key)) {
+    if (up_to && version > *up_to) continue;
+    const auto path = data_dir_ / blob_relative_path(digest, version);
+    if (::unlink(path.c_str()) != 0) {
+      if (errno == ENOENT) continue;  // a concurrent delete got there first
+      return io_error("unlink", errno);
+    }
+    removed = true;
   }
-  return sync_directory(path.parent_path());
+  if (!removed) return Error{404, "no such key"};
+  return sync_directory(data_dir_ / blob_directory(digest));
 }
 
 }  // namespace kalavara

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "volume/blob_store.hpp"
 
@@ -16,12 +17,15 @@ class FileBlobStore final : public BlobStore {
   // by a crash. Fails with 500 when the folder cannot be prepared.
   static Result<std::unique_ptr<FileBlobStore>> open_at(const std::filesystem::path& data_dir);
 
-  Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key) override;
-  Result<OpenBlob> open(std::string_view key) override;
-  Status remove(std::string_view key) override;
+  Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key,
+                                                  std::uint64_t version) override;
+  Result<OpenBlob> open(std::string_view key, std::optional<std::uint64_t> version) override;
+  Status remove(std::string_view key, std::optional<std::uint64_t> up_to) override;
 
  private:
   explicit FileBlobStore(std::filesystem::path data_dir);
+  // The versions of the key present here, unordered.
+  std::vector<std::uint64_t> versions_of(std::string_view key) const;
   std::filesystem::path data_dir_;
 };
 

@@ -25,6 +25,21 @@ Result<std::string> key_of(const http::Exchange& exchange) {
   return decode_key(path.substr(kStorePrefix.size()));
 }
 
+// The version named by query parameter `name`: nullopt when absent, 400 when
+// not a number.
+Result<std::optional<std::uint64_t>> version_param(const http::Exchange& exchange,
+                                                   std::string_view name) {
+  const auto text = query_param(split_target(exchange.request().target()).query, name);
+  if (!text) return std::optional<std::uint64_t>{};
+  std::uint64_t version = 0;
+  const auto* end = text->data() + text->size();
+  if (auto [ptr, ec] = std::from_chars(text->data(), end, version);
+      ec != std::errc{} || ptr != end) {
+    return Error{400, std::string(name) + "= must be a version number"};
+  }
+  return std::optional<std::uint64_t>{version};
+}
+
 }  // namespace
 
 VolumeService::VolumeService(BlobStore& store, VolumeOptions options)
@@ -66,6 +81,12 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     if (!from_host) co_return http::error_response({400, "PUT needs a valid Host header"});
     self = *from_host;
   }
+  auto version = version_param(exchange, "version");
+  if (!version) co_return http::error_response(version.error());
+  if (!*version) {
+    co_return http::error_response(
+        {400, "no write version: PUT through the master, whose redirect carries it"});
+  }
   std::optional<Md5Digest> expected_md5;
   std::optional<Md5> md5;
   if (const auto header = request[Field::content_md5]; !header.empty()) {
@@ -75,7 +96,7 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     md5.emplace();
   }
 
-  auto writer = store_.begin_write(*key);
+  auto writer = store_.begin_write(*key, **version);
   if (!writer) co_return http::error_response(writer.error());
   auto received = co_await exchange.stream_body([&](std::span<const char> chunk) {
     if (md5) md5->update(chunk);
@@ -90,12 +111,14 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   if (!written) co_return http::error_response(written.error());
   const auto checksum = checksum_hex(written->checksum);
 
-  // Commit before publishing: if the master cannot be reached or refuses
-  // (a failed If-Match, say), the temp file is dropped and the old value
-  // stays exactly as it was.
-  PublishOrder::Ticket ticket(publish_order_, *key);
+  // Publish, then commit: the published file is its own version, which no
+  // reader is sent to until the index names it. If the master cannot be
+  // reached or refuses (a failed If-Match, say), the writer removes the file
+  // and every other version stays exactly as it was.
+  if (auto status = (*writer)->publish(); !status) co_return http::error_response(status.error());
   std::string target = "/internal/commit/" + encode_key_path(*key) +
                        "?volume=" + percent_encode_component(self.text) +
+                       "&version=" + std::to_string(**version) +
                        "&size=" + std::to_string(written->size) + "&checksum=" + checksum;
   for (const auto& [field, name] :
        {std::pair{Field::if_match, "if_match"}, std::pair{Field::if_none_match, "if_none_match"}}) {
@@ -107,20 +130,16 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   if (!reply) {
     co_return http::error_response({503, "value not stored: master " + reply.error().message});
   }
-  std::string reason = reply->body;
-  while (!reason.empty() && reason.back() == '\n') reason.pop_back();
-  if (reply->status == 412) co_return http::error_response({412, reason});
-  std::uint64_t version = 0;
-  const auto* end = reason.data() + reason.size();
-  if (reply->status != 200 || std::from_chars(reason.data(), end, version).ptr != end) {
+  std::string outcome = reply->body;
+  while (!outcome.empty() && outcome.back() == '\n') outcome.pop_back();
+  if (reply->status == 412) co_return http::error_response({412, outcome});
+  if (reply->status != 200 || (outcome != "committed" && outcome != "superseded")) {
     co_return http::error_response({502, "value not stored: master refused the commit (" +
-                                             std::to_string(reply->status) + " " + reason + ")"});
+                                             std::to_string(reply->status) + " " + outcome + ")"});
   }
-  auto published = ticket.publish(version, [&] { return (*writer)->publish(); });
-  if (!published) {
-    spdlog::error("committed value could not be published: {}", published.error().message);
-    co_return http::error_response(published.error());
-  }
+  // A superseded write was committed and at once overwritten by a newer
+  // version: its 201 is right, its file is garbage (the writer removes it).
+  if (outcome == "committed") (*writer)->keep();
   auto response = http::text_response(HttpStatus::created, "stored");
   response.set(Field::etag, etag_for(checksum));
   co_return response;
@@ -129,7 +148,9 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
 VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
   auto key = key_of(exchange);
   if (!key) co_return http::error_response(key.error());
-  auto blob = store_.open(*key);
+  auto version = version_param(exchange, "version");
+  if (!version) co_return http::error_response(version.error());
+  auto blob = store_.open(*key, *version);
   if (!blob) co_return http::error_response(blob.error());
   const auto& request = exchange.request();
   const std::string etag = blob->checksum ? etag_for(checksum_hex(*blob->checksum)) : "";
@@ -176,7 +197,11 @@ VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
 VolumeService::Reply VolumeService::erase(http::Exchange& exchange) {
   auto key = key_of(exchange);
   if (!key) co_return http::error_response(key.error());
-  if (auto status = store_.remove(*key); !status) co_return http::error_response(status.error());
+  auto up_to = version_param(exchange, "upto");
+  if (!up_to) co_return http::error_response(up_to.error());
+  if (auto status = store_.remove(*key, *up_to); !status) {
+    co_return http::error_response(status.error());
+  }
   co_return Response{HttpStatus::no_content, 11};
 }
 

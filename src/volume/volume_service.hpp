@@ -1,12 +1,16 @@
 // The volume's HTTP endpoints.
 //
-//   PUT    /store/{key}[?master=URL]  stream the body to disk durably (checking
-//                                     Content-MD5), commit to the master (which
-//                                     checks If-Match / If-None-Match), publish;
-//                                     201 with the ETag
-//   GET    /store/{key}, HEAD         200 with the exact bytes (sendfile), ETag,
+//   PUT    /store/{key}?version=V[&master=URL]
+//                                     stream the body to disk durably as version
+//                                     V (checking Content-MD5), publish it,
+//                                     commit it at the master (which checks
+//                                     If-Match / If-None-Match); 201 with the ETag
+//   GET    /store/{key}[?version=V], HEAD
+//                                     200 with the exact bytes of version V (the
+//                                     newest without it) by sendfile, ETag,
 //                                     Range (206/416), If-None-Match (304); 404
-//   DELETE /store/{key}               204; 404
+//   DELETE /store/{key}[?upto=V]      removes versions up to V (all without it);
+//                                     204; 404
 //   GET    /healthz                   200
 //
 // Thread-safe: handlers run concurrently on the io threads.
@@ -17,7 +21,6 @@
 #include "common/router.hpp"
 #include "common/url.hpp"
 #include "volume/blob_store.hpp"
-#include "volume/publish_order.hpp"
 
 namespace kalavara {
 
@@ -46,7 +49,6 @@ class VolumeService {
 
   BlobStore& store_;
   const VolumeOptions options_;
-  PublishOrder publish_order_;
 };
 
 }  // namespace kalavara

@@ -57,14 +57,30 @@ TEST(BlobHeader, RejectsCorruptHeaders) {
   EXPECT_FALSE(decode_blob_header(zero_key).ok());
 }
 
-TEST(BlobPath, IsTwoHexLevelsThenTheDigest) {
+TEST(BlobPath, IsTwoHexLevelsThenTheDigestAndVersion) {
   const auto digest = digest_of("key");
   const auto hex = digest.hex();
   ASSERT_EQ(hex.size(), 64U);
-  EXPECT_EQ(blob_relative_path(digest),
-            "blobs/" + hex.substr(0, 2) + "/" + hex.substr(2, 2) + "/" + hex);
+  const auto directory = "blobs/" + hex.substr(0, 2) + "/" + hex.substr(2, 2);
+  EXPECT_EQ(blob_directory(digest), directory);
+  EXPECT_EQ(blob_relative_path(digest, 0x18bcdef0123ULL),
+            directory + "/" + hex + ".0000018bcdef0123");
   // Keys that try to escape still map to a digest under blobs/.
-  EXPECT_EQ(blob_relative_path(digest_of("../../etc/passwd")).find(".."), std::string::npos);
+  EXPECT_EQ(blob_relative_path(digest_of("../../etc/passwd"), 1).find(".."), std::string::npos);
+}
+
+TEST(BlobPath, FileNamesGiveBackTheirVersion) {
+  const auto digest = digest_of("key");
+  const auto hex = digest.hex();
+  for (std::uint64_t version : {0ULL, 1ULL, 0x18bcdef0123ULL, ~0ULL}) {
+    const auto path = blob_relative_path(digest, version);
+    const auto name = path.substr(path.rfind('/') + 1);
+    EXPECT_EQ(blob_file_version(name, hex), version);
+  }
+  EXPECT_FALSE(blob_file_version(hex, hex).has_value());
+  EXPECT_FALSE(blob_file_version(hex + ".000000000000000g", hex).has_value());
+  EXPECT_FALSE(blob_file_version(hex + ".00000000000000001", hex).has_value());
+  EXPECT_FALSE(blob_file_version(digest_of("other").hex() + ".0000000000000001", hex).has_value());
 }
 
 TEST(KeyDigest, MatchesKnownSha256) {
