@@ -7,6 +7,9 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 
 #include "common/http_types.hpp"
@@ -17,6 +20,7 @@ namespace kalavara::http {
 struct ClientResponse {
   unsigned status = 0;
   std::string body;
+  std::string etag;  // the ETag header, if any
 };
 
 // Sends `method target` with `body` to `server`, within `timeout` in all.
@@ -26,5 +30,30 @@ struct ClientResponse {
 asio::awaitable<Result<ClientResponse>> send_request(
     Verb method, const BaseUrl& server, std::string target, std::string body,
     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// A request whose body is sent piece by piece as it becomes available: a
+// volume forwarding an upload to a replica while it receives it. Not
+// thread-safe; one coroutine drives it.
+class UploadStream {
+ public:
+  // Connects to `server` and sends the header of `method target` with
+  // Content-Length `length`. Fails with 503 when the server cannot be reached.
+  static asio::awaitable<Result<std::unique_ptr<UploadStream>>> open(
+      Verb method, const BaseUrl& server, std::string target, std::uint64_t length,
+      std::chrono::milliseconds io_timeout);
+  ~UploadStream();
+  UploadStream(const UploadStream&) = delete;
+  UploadStream& operator=(const UploadStream&) = delete;
+
+  // Sends the next bytes of the body. Fails with 503 when the connection breaks.
+  asio::awaitable<Status> write(std::span<const char> bytes);
+  // After the whole body: reads the server's answer.
+  asio::awaitable<Result<ClientResponse>> finish();
+
+ private:
+  struct Impl;
+  explicit UploadStream(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace kalavara::http

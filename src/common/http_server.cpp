@@ -124,10 +124,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         Error{413, "request body is larger than " + std::to_string(limit) + " bytes"};
     if (auto length = parser_->content_length(); length && *length > limit) co_return too_large;
     std::string body;
-    auto status = co_await stream_body([&](std::span<const char> chunk) -> Status {
-      if (body.size() + chunk.size() > limit) return too_large;
+    auto status = co_await stream_body([&](std::span<const char> chunk) -> asio::awaitable<Status> {
+      if (body.size() + chunk.size() > limit) co_return too_large;
       body.append(chunk.data(), chunk.size());
-      return {};
+      co_return Status{};
     });
     if (!status) co_return status.error();
     co_return body;
@@ -153,7 +153,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         co_return Error{400, "request body broken off: " + ec.message()};
       }
       if (got > 0) {
-        auto status = sink({chunk_.get(), got});
+        auto status = co_await sink({chunk_.get(), got});
         if (!status) co_return status;
       }
     }
@@ -244,7 +244,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   }
 
   asio::awaitable<bool> discard_body() {
-    auto status = co_await stream_body([](std::span<const char>) { return Status{}; });
+    auto status = co_await stream_body(
+        [](std::span<const char>) -> asio::awaitable<Status> { co_return Status{}; });
     co_return status.ok();
   }
 

@@ -15,6 +15,15 @@
 
 namespace kalavara {
 
+// A delete a volume still has to apply: remove the key's versions up to
+// `version` (the volume was down or failing when the key was deleted or
+// overwritten).
+struct PendingDelete {
+  std::string volume;
+  std::string key;
+  std::uint64_t version = 0;
+};
+
 // One page of a key listing.
 struct KeyPage {
   std::vector<std::string> keys;
@@ -38,6 +47,22 @@ class IndexStore {
 
   // Removes `key`, durably. Removing an absent key succeeds.
   virtual Status erase(std::string_view key) = 0;
+
+  // Removes `key` and queues `pending` deletes, in one durable, atomic write:
+  // a crash cannot leave the key gone without its queued deletes.
+  virtual Status erase_and_queue(std::string_view key,
+                                 const std::vector<PendingDelete>& pending) = 0;
+
+  // Queues one pending delete durably (a newer one for the same volume and
+  // key replaces it: it covers more versions).
+  virtual Status queue_delete(const PendingDelete& pending) = 0;
+
+  // Up to `limit` pending deletes of `volume`, in key order.
+  virtual Result<std::vector<PendingDelete>> pending_deletes(std::string_view volume,
+                                                             std::size_t limit) = 0;
+
+  // Forgets a pending delete once applied, unless a newer one replaced it.
+  virtual Status clear_pending(const PendingDelete& applied) = 0;
 
   // Keys that start with `prefix`, in byte order, from the first key >=
   // `start`, at most `limit` (>= 1) of them. Fails with 500 when the store

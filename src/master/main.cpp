@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   std::string advertise;
   std::string log_level = "info";
   std::size_t cache_mib = 64;
+  std::size_t replicas = 1;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   app.add_option("-d,--data-dir", data_dir, "folder of the index (RocksDB)")->required();
   app.add_option("-v,--volumes", volume_flags, "volume base URLs, e.g. http://127.0.0.1:6001");
@@ -26,6 +27,9 @@ int main(int argc, char** argv) {
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
   app.add_option("--advertise-url", advertise,
                  "URL volumes reach this master at (default: the Host of each PUT)");
+  app.add_option("--replicas", replicas, "copies of every value, on distinct volumes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--block-cache-mib", cache_mib, "RocksDB block cache size")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
@@ -46,6 +50,7 @@ int main(int argc, char** argv) {
     volumes.push_back(*url);
   }
   MasterOptions options;
+  options.replicas = replicas;
   if (!advertise.empty()) {
     auto url = parse_base_url(advertise);
     if (!url) {
@@ -65,19 +70,31 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", clock.error().message);
     return 1;
   }
-  MasterService service(**store, **clock, options);
+  ServerRuntime runtime(threads);
+  // Health and service refer to each other: health asks for the volumes and
+  // reports live ones; the service asks health which volumes are up.
+  MasterService* service_ptr = nullptr;
+  VolumeHealth health(
+      runtime.io(), {}, [&service_ptr] { return service_ptr->volumes(); },
+      [&service_ptr, &runtime](const std::string& url) {
+        service_ptr->volume_alive(url, runtime.io().get_executor());
+      });
+  MasterService service(**store, **clock, health, options);
+  service_ptr = &service;
   if (auto status = service.load_volumes(volumes); !status) {
     spdlog::critical("{}", status.error().message);
     return 1;
   }
-  if (service.volumes().empty()) {
-    spdlog::warn("no volumes known yet: PUTs answer 503 until one is added");
+  if (service.volumes().size() < replicas) {
+    spdlog::warn("{} volume(s) known, {} replicas wanted: PUTs answer 503 until enough are up",
+                 service.volumes().size(), replicas);
   }
 
   http::Router router;
   service.add_routes(router);
-  ServerRuntime runtime(threads);
-  return serve_until_stopped(
-      runtime, router, bind, port, "kalavara-master",
-      fmt::format(" with {} volume(s), {} thread(s)", service.volumes().size(), threads));
+  health.start();
+  runtime.on_stop([&health] { health.stop(); });
+  return serve_until_stopped(runtime, router, bind, port, "kalavara-master",
+                             fmt::format(" with {} volume(s), {} replica(s), {} thread(s)",
+                                         service.volumes().size(), replicas, threads));
 }

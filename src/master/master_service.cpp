@@ -2,11 +2,14 @@
 
 #include <spdlog/spdlog.h>
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <charconv>
+#include <ctime>
 #include <mutex>
+#include <random>
 
 #include "common/checksum.hpp"
 #include "common/conditional.hpp"
@@ -84,19 +87,44 @@ asio::awaitable<Status> delete_on_volume(const std::string& volume, const std::s
   co_return Status{};
 }
 
-// Parameters by value: the coroutine outlives the caller's frame.
-asio::awaitable<void> remove_old_version(std::string volume, std::string key,
+// Parameters by value: the coroutine outlives the caller's frame. A volume
+// that cannot take the delete now gets it queued, durably, for when it is
+// back.
+asio::awaitable<void> remove_old_version(IndexStore& store, std::string volume, std::string key,
                                          std::uint64_t version) {
   if (auto status = co_await delete_on_volume(volume, key, version); !status) {
-    spdlog::warn("could not remove an old version of a key on {}: {}", volume,
+    spdlog::info("queueing the removal of an old version on {}: {}", volume,
                  status.error().message);
+    if (auto queued = store.queue_delete({volume, key, version}); !queued) {
+      spdlog::error("could not queue a delete for {}: {}", volume, queued.error().message);
+    }
   }
+}
+
+// Applies the pending deletes of `volume`, a batch at a time.
+asio::awaitable<void> apply_pending_deletes(IndexStore& store, std::string volume,
+                                            std::shared_ptr<std::atomic<bool>> running) {
+  for (;;) {
+    auto pending = store.pending_deletes(volume, 256);
+    if (!pending || pending->empty()) break;
+    bool progress = false;
+    for (const auto& entry : *pending) {
+      if (auto status = co_await delete_on_volume(volume, entry.key, entry.version); !status) {
+        spdlog::debug("pending delete on {} not applied yet: {}", volume, status.error().message);
+        continue;
+      }
+      if (store.clear_pending(entry).ok()) progress = true;
+    }
+    if (!progress) break;
+  }
+  *running = false;
 }
 
 }  // namespace
 
-MasterService::MasterService(IndexStore& store, VersionClock& clock, MasterOptions options)
-    : store_(store), clock_(clock), options_(std::move(options)) {}
+MasterService::MasterService(IndexStore& store, VersionClock& clock, const VolumeHealth& health,
+                             MasterOptions options)
+    : store_(store), clock_(clock), health_(health), options_(std::move(options)) {}
 
 Status MasterService::load_volumes(const std::vector<BaseUrl>& extra) {
   auto stored = store_.volumes();
@@ -140,6 +168,8 @@ void MasterService::add_routes(http::Router& router) {
              [this](http::Exchange& exchange) { return put(exchange); });
   router.add(store, Match::kPrefix, {Verb::delete_},
              [this](http::Exchange& exchange) { return erase(exchange); });
+  router.add("/admin/volumes", Match::kExact, {Verb::get},
+             [this](http::Exchange& exchange) { return describe_volumes(exchange); });
   router.add("/admin/add-volume", Match::kExact, {Verb::post},
              [this](http::Exchange& exchange) { return add_volume(exchange); });
   router.add(std::string(kCommitPrefix), Match::kPrefix, {Verb::post},
@@ -164,15 +194,26 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
     }
   }
 
-  std::string volume;
+  // The key's replicas: the top N of its ranking among the volumes that
+  // are up. With one down, its keys' new writes go to the next in rank, and
+  // the record says where.
+  std::vector<std::string> replicas;
   {
     std::shared_lock lock(mutex_);
-    const auto ranked = rank_volumes(digest_of(*key), volumes_, 1);
-    if (ranked.empty()) {
+    if (volumes_.empty()) {
       co_return http::error_response(
           {503, "no volumes registered; add one with /admin/add-volume"});
     }
-    volume = volumes_[ranked.front()];
+    for (const auto index : rank_volumes(digest_of(*key), volumes_, volumes_.size())) {
+      if (!health_.is_up(volumes_[index])) continue;
+      replicas.push_back(volumes_[index]);
+      if (replicas.size() == options_.replicas) break;
+    }
+  }
+  if (replicas.size() < options_.replicas) {
+    co_return http::error_response({503, "only " + std::to_string(replicas.size()) +
+                                             " volume(s) up, " + std::to_string(options_.replicas) +
+                                             " replicas needed"});
   }
 
   std::string master_url;
@@ -186,13 +227,17 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
 
   auto version = clock_.next();
   if (!version) co_return http::error_response(version.error());
+  std::string others;
+  for (std::size_t i = 1; i < replicas.size(); ++i) others += (i == 1 ? "" : ",") + replicas[i];
+  if (!others.empty()) others = "&replicas=" + percent_encode_component(others);
 
   // The value becomes visible only when the volume commits it after its
   // durable write: nothing is written here, so an abandoned upload changes
   // nothing.
-  co_return redirect(HttpStatus::temporary_redirect, volume_location(volume, *key) + "?master=" +
-                                                         percent_encode_component(master_url) +
-                                                         "&version=" + std::to_string(*version));
+  co_return redirect(HttpStatus::temporary_redirect,
+                     volume_location(replicas.front(), *key) +
+                         "?master=" + percent_encode_component(master_url) +
+                         "&version=" + std::to_string(*version) + others);
 }
 
 MasterService::Reply MasterService::get(http::Exchange& exchange) {
@@ -216,7 +261,15 @@ MasterService::Reply MasterService::locate(http::Exchange& exchange) {
     not_modified.set(Field::etag, etag);
     co_return not_modified;
   }
-  auto response = redirect(HttpStatus::found, volume_location((*record)->volumes.front(), *key) +
+  // Spread reads over the replicas that are up.
+  std::vector<const std::string*> up;
+  for (const auto& volume : (*record)->volumes) {
+    if (health_.is_up(volume)) up.push_back(&volume);
+  }
+  if (up.empty()) co_return http::error_response({503, "no replica of the key is up"});
+  thread_local std::minstd_rand spread{std::random_device{}()};
+  const auto& volume = *up[spread() % up.size()];
+  auto response = redirect(HttpStatus::found, volume_location(volume, *key) +
                                                   "?version=" + std::to_string((*record)->version));
   response.set(Field::etag, etag);
   response.set("X-Kalavara-Size", std::to_string((*record)->size));
@@ -285,16 +338,21 @@ MasterService::Reply MasterService::erase(http::Exchange& exchange) {
     }
   } unmark{stripe, *key};
 
-  // Files first, index last: if a volume cannot be reached the key stays
-  // fully readable and the client can retry, instead of leaving a file the
-  // index no longer knows about. Commits of this key wait out the delete.
+  // Files first where the volume can take it; for a volume that is down or
+  // failing, the delete is queued in the same durable write that removes the
+  // record, and applied when the volume is back. Either way the key is gone
+  // for good: no copy can come back. Commits of this key wait the delete out.
+  std::vector<PendingDelete> pending;
   for (const auto& volume : record.volumes) {
-    if (auto status = co_await delete_on_volume(volume, *key, record.version); !status) {
-      co_return http::error_response({503, "key not deleted: " + status.error().message});
+    if (health_.is_up(volume)) {
+      if (auto status = co_await delete_on_volume(volume, *key, record.version); status) continue;
     }
+    pending.push_back({volume, *key, record.version});
   }
   std::lock_guard lock(stripe.mutex);
-  if (auto status = store_.erase(*key); !status) co_return http::error_response(status.error());
+  if (auto status = store_.erase_and_queue(*key, pending); !status) {
+    co_return http::error_response(status.error());
+  }
   co_return Response{HttpStatus::no_content, 11};
 }
 
@@ -313,14 +371,20 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
   auto key = key_of(exchange, kCommitPrefix);
   if (!key) co_return http::error_response(key.error());
   const auto query = split_target(exchange.request().target()).query;
-  auto volume_param = query_param(query, "volume");
+  auto volume_param = query_param(query, "volumes");
   auto size_param = query_param(query, "size");
   const auto version = parse_u64(query_param(query, "version"));
   if (!volume_param || !size_param || !version) {
-    co_return http::error_response({400, "commit needs volume=, version= and size= parameters"});
+    co_return http::error_response({400, "commit needs volumes=, version= and size= parameters"});
   }
-  auto volume = parse_base_url(*volume_param);
-  if (!volume) co_return http::error_response(volume.error());
+  std::vector<std::string> volumes;
+  for (std::string_view list = *volume_param; !list.empty();) {
+    const auto comma = list.find(',');
+    auto volume = parse_base_url(list.substr(0, comma));
+    if (!volume) co_return http::error_response(volume.error());
+    volumes.push_back(volume->text);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+  }
   std::uint64_t size = 0;
   const auto* end = size_param->data() + size_param->size();
   if (auto [ptr, ec] = std::from_chars(size_param->data(), end, size);
@@ -329,12 +393,13 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
   }
   {
     std::shared_lock lock(mutex_);
-    if (!std::binary_search(volumes_.begin(), volumes_.end(), volume->text)) {
-      co_return http::error_response(
-          {409, "volume " + volume->text + " is not registered with this master"});
+    for (const auto& volume : volumes) {
+      if (!std::binary_search(volumes_.begin(), volumes_.end(), volume)) {
+        co_return http::error_response(
+            {409, "volume " + volume + " is not registered with this master"});
+      }
     }
   }
-
   const auto checksum = query_param(query, "checksum").value_or("");
   const auto if_match = query_param(query, "if_match").value_or("");
   const auto if_none_match = query_param(query, "if_none_match").value_or("");
@@ -360,7 +425,7 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
       // order, decide, so every replica and the index agree.
       co_return http::text_response(HttpStatus::ok, "superseded");
     }
-    record.volumes = {volume->text};
+    record.volumes = volumes;
     record.size = size;
     record.checksum = checksum;
     record.version = *version;
@@ -374,11 +439,51 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
   if (previous) {
     const auto executor = co_await asio::this_coro::executor;
     for (const auto& old_volume : previous->volumes) {
-      asio::co_spawn(executor, remove_old_version(old_volume, *key, previous->version),
+      asio::co_spawn(executor, remove_old_version(store_, old_volume, *key, previous->version),
                      asio::detached);
     }
   }
   co_return http::text_response(HttpStatus::ok, "committed");
+}
+
+MasterService::Reply MasterService::describe_volumes(http::Exchange&) {
+  std::string body = "[";
+  for (const auto& state : health_.snapshot()) {
+    if (body.size() > 1) body += ", ";
+    body += "{\"url\": ";
+    append_json_string(body, state.url);
+    body += std::string(", \"state\": \"") + (state.up ? "up" : "down") + "\", \"last_seen\": ";
+    if (state.last_seen) {
+      const auto seconds = std::chrono::system_clock::to_time_t(*state.last_seen);
+      std::tm utc{};
+      gmtime_r(&seconds, &utc);
+      char text[32];
+      std::strftime(text, sizeof text, "\"%Y-%m-%dT%H:%M:%SZ\"", &utc);
+      body += text;
+    } else {
+      body += "null";
+    }
+    body += ", \"free_bytes\": " + std::to_string(state.free_bytes) +
+            ", \"keys\": " + std::to_string(state.files) + "}";
+  }
+  body += "]\n";
+  Response response{HttpStatus::ok, 11};
+  response.set(Field::content_type, "application/json");
+  response.body() = std::move(body);
+  response.prepare_payload();
+  co_return response;
+}
+
+void MasterService::volume_alive(const std::string& url, const asio::any_io_executor& executor) {
+  std::shared_ptr<std::atomic<bool>> running;
+  {
+    std::lock_guard lock(pending_mutex_);
+    auto& flag = pending_runs_[url];
+    if (!flag) flag = std::make_shared<std::atomic<bool>>(false);
+    running = flag;
+  }
+  if (running->exchange(true)) return;  // a run for this volume is under way
+  asio::co_spawn(executor, apply_pending_deletes(store_, url, running), asio::detached);
 }
 
 MasterService::KeyStripe& MasterService::stripe_of(const std::string& key) {

@@ -10,7 +10,8 @@
 //   DELETE /store/{key}            deletes on the volume, then in the index; 204;
 //                                  412 when If-Match fails
 //   POST   /admin/add-volume       body: a volume's base URL; 200
-//   POST   /internal/commit/{key}?volume=URL&version=V&size=N&checksum=HEX
+//   GET    /admin/volumes          JSON: each volume's state, last check, free bytes, files
+//   POST   /internal/commit/{key}?volumes=URL,URL&version=V&size=N&checksum=HEX
 //          [&if_match=..][&if_none_match=..]
 //                                  a volume's commit; 200 "committed", or
 //                                  "superseded" when a newer version is committed
@@ -20,6 +21,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -27,10 +31,13 @@
 #include <unordered_set>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
+
 #include "common/router.hpp"
 #include "common/url.hpp"
 #include "master/index_store.hpp"
 #include "master/version_clock.hpp"
+#include "master/volume_health.hpp"
 
 namespace kalavara {
 
@@ -39,12 +46,16 @@ struct MasterOptions {
   // When unset, the Host header of the client's PUT is used: the address the
   // client reached the master at.
   std::optional<BaseUrl> advertise_url;
+  // Copies of every value (--replicas): the top N of the key's ranking
+  // among the volumes that are up.
+  std::size_t replicas = 1;
 };
 
 class MasterService {
  public:
-  // `store` and `clock` must outlive the service.
-  MasterService(IndexStore& store, VersionClock& clock, MasterOptions options);
+  // `store`, `clock` and `health` must outlive the service.
+  MasterService(IndexStore& store, VersionClock& clock, const VolumeHealth& health,
+                MasterOptions options);
 
   // Loads the registered volumes from the store and registers `extra` (the
   // -v flags) durably. Fails when the store fails.
@@ -56,6 +67,10 @@ class MasterService {
   // The known volumes' canonical URLs, sorted.
   std::vector<std::string> volumes() const;
 
+  // Called when `url` passed a health check: applies the deletes queued for
+  // it, in the background on `executor`. Thread-safe.
+  void volume_alive(const std::string& url, const http::asio::any_io_executor& executor);
+
  private:
   using Reply = http::asio::awaitable<std::optional<http::Response>>;
   Reply put(http::Exchange& exchange);
@@ -65,6 +80,7 @@ class MasterService {
   Reply add_volume(http::Exchange& exchange);
   Reply commit(http::Exchange& exchange);
   Reply list(http::Exchange& exchange);
+  Reply describe_volumes(http::Exchange& exchange);
 
   // Registers `url` durably and in memory; true when it was new.
   Result<bool> register_volume(const BaseUrl& url);
@@ -81,8 +97,11 @@ class MasterService {
 
   IndexStore& store_;
   VersionClock& clock_;
+  const VolumeHealth& health_;
   const MasterOptions options_;
   std::array<KeyStripe, 64> stripes_;
+  std::mutex pending_mutex_;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> pending_runs_;  // per volume
   mutable std::shared_mutex mutex_;
   std::vector<std::string> volumes_;  // sorted, canonical
 };

@@ -12,7 +12,30 @@ namespace {
 
 constexpr char kRecordPrefix = 'k';
 constexpr char kVolumePrefix = 'v';
+constexpr char kPendingPrefix = 'p';
 constexpr std::string_view kVersionFloorKey = "mversion-floor";
+
+std::string pending_key(std::string_view volume, std::string_view key) {
+  std::string out(1, kPendingPrefix);
+  out.append(volume);
+  out.push_back('\0');
+  out.append(key);
+  return out;
+}
+
+std::string encode_u64(std::uint64_t value) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i, value >>= 8) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(value & 0xFF);
+  }
+  return out;
+}
+
+std::uint64_t decode_u64(std::string_view bytes) {
+  std::uint64_t value = 0;
+  for (const char c : bytes) value = (value << 8) | static_cast<std::uint8_t>(c);
+  return value;
+}
 
 std::string prefixed(char prefix, std::string_view name) {
   std::string out;
@@ -137,17 +160,62 @@ Result<std::uint64_t> RocksDbIndexStore::version_floor() {
   if (status.IsNotFound()) return std::uint64_t{0};
   if (!status.ok()) return storage_error("read", status);
   if (value.size() != 8) return Error{500, "corrupt version floor"};
-  std::uint64_t floor = 0;
-  for (const char c : value) floor = (floor << 8) | static_cast<std::uint8_t>(c);
-  return floor;
+  return decode_u64(value);
 }
 
 Status RocksDbIndexStore::set_version_floor(std::uint64_t floor) {
-  std::string value(8, '\0');
-  for (int i = 7; i >= 0; --i, floor >>= 8)
-    value[static_cast<std::size_t>(i)] = static_cast<char>(floor & 0xFF);
-  const auto status = db_->Put(synced(), kVersionFloorKey, value);
+  const auto status = db_->Put(synced(), kVersionFloorKey, encode_u64(floor));
   if (!status.ok()) return storage_error("version floor write", status);
+  return {};
+}
+
+}  // namespace kalavara
+
+namespace kalavara {
+
+Status RocksDbIndexStore::erase_and_queue(std::string_view key,
+                                          const std::vector<PendingDelete>& pending) {
+  rocksdb::WriteBatch batch;
+  auto status = batch.Delete(prefixed(kRecordPrefix, key));
+  for (const auto& entry : pending) {
+    if (!status.ok()) break;
+    status = batch.Put(pending_key(entry.volume, entry.key), encode_u64(entry.version));
+  }
+  if (status.ok()) status = db_->Write(synced(), &batch);
+  if (!status.ok()) return storage_error("delete", status);
+  return {};
+}
+
+Status RocksDbIndexStore::queue_delete(const PendingDelete& pending) {
+  const auto status =
+      db_->Put(synced(), pending_key(pending.volume, pending.key), encode_u64(pending.version));
+  if (!status.ok()) return storage_error("pending delete write", status);
+  return {};
+}
+
+Result<std::vector<PendingDelete>> RocksDbIndexStore::pending_deletes(std::string_view volume,
+                                                                      std::size_t limit) {
+  std::vector<PendingDelete> pending;
+  const auto prefix = pending_key(volume, "");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && pending.size() < limit;
+       it->Next()) {
+    pending.push_back({std::string(volume),
+                       std::string(it->key().ToStringView().substr(prefix.size())),
+                       decode_u64(it->value().ToStringView())});
+  }
+  if (!it->status().ok()) return storage_error("pending delete scan", it->status());
+  return pending;
+}
+
+Status RocksDbIndexStore::clear_pending(const PendingDelete& applied) {
+  const auto key = pending_key(applied.volume, applied.key);
+  std::string value;
+  auto status = db_->Get(rocksdb::ReadOptions(), key, &value);
+  if (status.IsNotFound()) return {};
+  if (status.ok() && decode_u64(value) > applied.version) return {};  // replaced by a newer one
+  if (status.ok()) status = db_->Delete(synced(), key);
+  if (!status.ok()) return storage_error("pending delete removal", status);
   return {};
 }
 

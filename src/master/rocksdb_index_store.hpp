@@ -1,6 +1,7 @@
 // IndexStore on RocksDB. Records live under "k" + key, volumes under
-// "v" + url and the version floor under "m" + "version-floor", so records
-// stay in key order for listing. Every write is a
+// "v" + url, pending deletes under "p" + url + NUL + key (value: the version,
+// 8 bytes big-endian) and the version floor under "m" + "version-floor", so
+// records stay in key order for listing. Every write is a
 // synced write (WAL fsynced before it returns); RocksDB groups concurrent
 // synced writes into one fsync.
 #pragma once
@@ -28,6 +29,11 @@ class RocksDbIndexStore final : public IndexStore {
   Status put(std::string_view key, const IndexRecord& record) override;
   Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>& records) override;
   Status erase(std::string_view key) override;
+  Status erase_and_queue(std::string_view key, const std::vector<PendingDelete>& pending) override;
+  Status queue_delete(const PendingDelete& pending) override;
+  Result<std::vector<PendingDelete>> pending_deletes(std::string_view volume,
+                                                     std::size_t limit) override;
+  Status clear_pending(const PendingDelete& applied) override;
   Result<KeyPage> list(std::string_view prefix, std::string_view start, std::size_t limit) override;
   Result<std::vector<std::string>> volumes() override;
   Status add_volume(std::string_view url) override;

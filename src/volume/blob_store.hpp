@@ -62,8 +62,16 @@ class BlobStore {
   // with 404 when there is no such version here.
   virtual Result<OpenBlob> open(std::string_view key, std::optional<std::uint64_t> version) = 0;
   // Removes, durably, every version of the key up to `up_to` (all of them
-  // when nullopt). Fails with 404 when there was none.
-  virtual Status remove(std::string_view key, std::optional<std::uint64_t> up_to) = 0;
+  // when nullopt), or only `exactly` when given. Fails with 404 when there
+  // was none.
+  virtual Status remove(std::string_view key, std::optional<std::uint64_t> up_to,
+                        std::optional<std::uint64_t> exactly = std::nullopt) = 0;
+
+  struct Usage {
+    std::uint64_t free_bytes = 0;  // available to this process on the volume's filesystem
+    std::uint64_t files = 0;       // value files held (one per stored version)
+  };
+  virtual Result<Usage> usage() = 0;
 };
 
 }  // namespace kalavara

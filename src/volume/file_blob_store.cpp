@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,8 +67,10 @@ Status write_all(int fd, std::span<const char> bytes) {
 
 class FileBlobWriter final : public BlobWriter {
  public:
-  FileBlobWriter(UniqueFd fd, fs::path temp_path, fs::path blobs_dir, fs::path final_path)
-      : fd_(std::move(fd)),
+  FileBlobWriter(UniqueFd fd, fs::path temp_path, fs::path blobs_dir, fs::path final_path,
+                 std::shared_ptr<std::atomic<std::int64_t>> files)
+      : files_(std::move(files)),
+        fd_(std::move(fd)),
         temp_path_(std::move(temp_path)),
         blobs_dir_(std::move(blobs_dir)),
         final_path_(std::move(final_path)) {}
@@ -77,7 +80,7 @@ class FileBlobWriter final : public BlobWriter {
       ::unlink(temp_path_.c_str());
     } else if (!kept_) {
       // Published but never committed: no index names this version.
-      ::unlink(final_path_.c_str());
+      if (::unlink(final_path_.c_str()) == 0) --*files_;
     }
   }
 
@@ -109,10 +112,12 @@ class FileBlobWriter final : public BlobWriter {
     if (auto status = ensure_directory(level1, level2); !status) return status;
     if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) return io_error("rename", errno);
     published_ = true;
+    ++*files_;
     return sync_directory(level2);
   }
 
  private:
+  std::shared_ptr<std::atomic<std::int64_t>> files_;
   UniqueFd fd_;
   fs::path temp_path_;
   fs::path blobs_dir_;
@@ -125,7 +130,9 @@ class FileBlobWriter final : public BlobWriter {
 
 }  // namespace
 
-FileBlobStore::FileBlobStore(fs::path data_dir) : data_dir_(std::move(data_dir)) {}
+FileBlobStore::FileBlobStore(fs::path data_dir, std::uint64_t files)
+    : data_dir_(std::move(data_dir)),
+      files_(std::make_shared<std::atomic<std::int64_t>>(static_cast<std::int64_t>(files))) {}
 
 Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& data_dir) {
   std::error_code ec;
@@ -138,7 +145,14 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& da
     if (ec) return Error{500, "cannot clean " + entry.path().string() + ": " + ec.message()};
   }
   if (ec) return Error{500, "cannot list " + (data_dir / "tmp").string() + ": " + ec.message()};
-  return std::unique_ptr<FileBlobStore>(new FileBlobStore(data_dir));
+  std::uint64_t files = 0;
+  for (auto it = fs::recursive_directory_iterator(data_dir / "blobs", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) ++files;
+  }
+  if (ec)
+    return Error{500, "cannot count the values in " + data_dir.string() + ": " + ec.message()};
+  return std::unique_ptr<FileBlobStore>(new FileBlobStore(data_dir, files));
 }
 
 Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view key,
@@ -150,9 +164,9 @@ Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view 
     ::unlink(temp_path.c_str());
     return status.error();
   }
-  return std::unique_ptr<BlobWriter>(
-      std::make_unique<FileBlobWriter>(std::move(fd), temp_path, data_dir_ / "blobs",
-                                       data_dir_ / blob_relative_path(digest_of(key), version)));
+  return std::unique_ptr<BlobWriter>(std::make_unique<FileBlobWriter>(
+      std::move(fd), temp_path, data_dir_ / "blobs",
+      data_dir_ / blob_relative_path(digest_of(key), version), files_));
 }
 
 std::vector<std::uint64_t> FileBlobStore::versions_of(std::string_view key) const {
@@ -198,20 +212,29 @@ Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::ui
   return blob;
 }
 
-Status FileBlobStore::remove(std::string_view key, std::optional<std::uint64_t> up_to) {
+Status FileBlobStore::remove(std::string_view key, std::optional<std::uint64_t> up_to,
+                             std::optional<std::uint64_t> exactly) {
   const auto digest = digest_of(key);
   bool removed = false;
   for (const auto version : versions_of(key)) {
-    if (up_to && version > *up_to) continue;
+    if ((up_to && version > *up_to) || (exactly && version != *exactly)) continue;
     const auto path = data_dir_ / blob_relative_path(digest, version);
     if (::unlink(path.c_str()) != 0) {
       if (errno == ENOENT) continue;  // a concurrent delete got there first
       return io_error("unlink", errno);
     }
     removed = true;
+    --*files_;
   }
   if (!removed) return Error{404, "no such key"};
   return sync_directory(data_dir_ / blob_directory(digest));
+}
+
+Result<BlobStore::Usage> FileBlobStore::usage() {
+  struct statvfs info {};
+  if (::statvfs(data_dir_.c_str(), &info) != 0) return io_error("statvfs", errno);
+  return Usage{static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize,
+               static_cast<std::uint64_t>(std::max<std::int64_t>(0, files_->load()))};
 }
 
 }  // namespace kalavara

@@ -3,6 +3,7 @@
 // fsynced, renamed into place, and the directory is fsynced.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -20,13 +21,17 @@ class FileBlobStore final : public BlobStore {
   Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key,
                                                   std::uint64_t version) override;
   Result<OpenBlob> open(std::string_view key, std::optional<std::uint64_t> version) override;
-  Status remove(std::string_view key, std::optional<std::uint64_t> up_to) override;
+  Status remove(std::string_view key, std::optional<std::uint64_t> up_to,
+                std::optional<std::uint64_t> exactly) override;
+  Result<Usage> usage() override;
 
  private:
-  explicit FileBlobStore(std::filesystem::path data_dir);
+  FileBlobStore(std::filesystem::path data_dir, std::uint64_t files);
   // The versions of the key present here, unordered.
   std::vector<std::uint64_t> versions_of(std::string_view key) const;
   std::filesystem::path data_dir_;
+  // Counted at start, then kept up to date by writers and removals.
+  std::shared_ptr<std::atomic<std::int64_t>> files_;
 };
 
 }  // namespace kalavara

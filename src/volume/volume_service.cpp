@@ -11,6 +11,7 @@
 #include "common/key_codec.hpp"
 #include "volume/byte_range.hpp"
 #include "volume/content_md5.hpp"
+#include "volume/replica_uploads.hpp"
 
 namespace kalavara {
 namespace {
@@ -23,6 +24,31 @@ using http::Verb;
 Result<std::string> key_of(const http::Exchange& exchange) {
   const auto path = split_target(exchange.request().target()).path;
   return decode_key(path.substr(kStorePrefix.size()));
+}
+
+// The declared Content-Length of a request, if any.
+std::optional<std::uint64_t> content_length(const http::RequestHeader& request) {
+  const auto text = request[Field::content_length];
+  if (text.empty()) return std::nullopt;
+  std::uint64_t length = 0;
+  const auto* end = text.data() + text.size();
+  if (auto [ptr, ec] = std::from_chars(text.data(), end, length); ec != std::errc{} || ptr != end) {
+    return std::nullopt;
+  }
+  return length;
+}
+
+// The replicas= parameter: comma-separated base URLs.
+Result<std::vector<BaseUrl>> parse_replicas(std::string_view list) {
+  std::vector<BaseUrl> replicas;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    auto url = parse_base_url(list.substr(0, comma));
+    if (!url) return url.error();
+    replicas.push_back(*url);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+  }
+  return replicas;
 }
 
 // The version named by query parameter `name`: nullopt when absent, 400 when
@@ -55,38 +81,60 @@ void VolumeService::add_routes(http::Router& router) {
   router.add(store, Match::kPrefix, {Verb::delete_},
              [this](http::Exchange& exchange) { return erase(exchange); });
   http::add_health_route(router);
+  router.add("/stats", Match::kExact, {Verb::get}, [this](http::Exchange&) -> Reply {
+    auto usage = store_.usage();
+    if (!usage) co_return http::error_response(usage.error());
+    Response response{HttpStatus::ok, 11};
+    response.set(Field::content_type, "application/json");
+    response.body() = "{\"free_bytes\": " + std::to_string(usage->free_bytes) +
+                      ", \"files\": " + std::to_string(usage->files) + "}\n";
+    response.prepare_payload();
+    co_return response;
+  });
 }
 
 VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   auto key = key_of(exchange);
   if (!key) co_return http::error_response(key.error());
   const auto& request = exchange.request();
+  const auto query = split_target(request.target()).query;
 
-  std::optional<BaseUrl> master = options_.master;
-  if (!master) {
-    const auto param = query_param(split_target(request.target()).query, "master");
-    if (!param) {
-      co_return http::error_response(
-          {400, "no master to commit to: PUT through the master (or start the volume with -m)"});
-    }
-    auto parsed = parse_base_url(*param);
-    if (!parsed) co_return http::error_response(parsed.error());
-    master = *parsed;
-  }
-  BaseUrl self;
-  if (options_.base_url) {
-    self = *options_.base_url;
-  } else {
-    auto from_host = parse_base_url("http://" + std::string(request[Field::host]));
-    if (!from_host) co_return http::error_response({400, "PUT needs a valid Host header"});
-    self = *from_host;
-  }
   auto version = version_param(exchange, "version");
   if (!version) co_return http::error_response(version.error());
   if (!*version) {
     co_return http::error_response(
         {400, "no write version: PUT through the master, whose redirect carries it"});
   }
+  // A replica's copy, streamed by the primary: stored and published as its
+  // own version, never committed here (the primary commits all copies).
+  const bool as_replica = query_param(query, "replica").has_value();
+
+  std::optional<BaseUrl> master = options_.master;
+  BaseUrl self;
+  std::vector<BaseUrl> replicas;
+  if (!as_replica) {
+    if (!master) {
+      const auto param = query_param(query, "master");
+      if (!param) {
+        co_return http::error_response(
+            {400, "no master to commit to: PUT through the master (or start the volume with -m)"});
+      }
+      auto parsed = parse_base_url(*param);
+      if (!parsed) co_return http::error_response(parsed.error());
+      master = *parsed;
+    }
+    if (options_.base_url) {
+      self = *options_.base_url;
+    } else {
+      auto from_host = parse_base_url("http://" + std::string(request[Field::host]));
+      if (!from_host) co_return http::error_response({400, "PUT needs a valid Host header"});
+      self = *from_host;
+    }
+    auto parsed = parse_replicas(query_param(query, "replicas").value_or(""));
+    if (!parsed) co_return http::error_response(parsed.error());
+    replicas = std::move(parsed).value();
+  }
+
   std::optional<Md5Digest> expected_md5;
   std::optional<Md5> md5;
   if (const auto header = request[Field::content_md5]; !header.empty()) {
@@ -96,12 +144,28 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     md5.emplace();
   }
 
+  // The other replicas get the body as it arrives, so no copy waits for
+  // another and nothing is buffered whole.
+  ReplicaUploads uploads(*key, **version);
+  if (!replicas.empty()) {
+    const auto length = content_length(request);
+    if (!length) {
+      co_return http::error_response(
+          {411, "a replicated PUT needs a Content-Length (chunked uploads are not forwarded)"});
+    }
+    if (auto status = co_await uploads.open(replicas, *length); !status) {
+      co_return http::error_response(status.error());
+    }
+  }
+
   auto writer = store_.begin_write(*key, **version);
   if (!writer) co_return http::error_response(writer.error());
-  auto received = co_await exchange.stream_body([&](std::span<const char> chunk) {
-    if (md5) md5->update(chunk);
-    return (*writer)->append(chunk);
-  });
+  auto received = co_await exchange.stream_body(
+      [&](std::span<const char> chunk) -> http::asio::awaitable<Status> {
+        if (md5) md5->update(chunk);
+        if (auto status = (*writer)->append(chunk); !status) co_return status;
+        co_return co_await uploads.write(chunk);
+      });
   if (!received) co_return http::error_response(received.error());
   if (md5 && md5->finish() != *expected_md5) {
     co_return http::error_response(
@@ -109,17 +173,31 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   }
   auto written = (*writer)->sync();
   if (!written) co_return http::error_response(written.error());
-  const auto checksum = checksum_hex(written->checksum);
+  const auto etag = etag_for(checksum_hex(written->checksum));
 
   // Publish, then commit: the published file is its own version, which no
-  // reader is sent to until the index names it. If the master cannot be
-  // reached or refuses (a failed If-Match, say), the writer removes the file
-  // and every other version stays exactly as it was.
+  // reader is sent to until the index names it. If anything fails before
+  // the commit, the writer removes the file, `uploads` has the replicas
+  // remove theirs, and every other version stays exactly as it was.
   if (auto status = (*writer)->publish(); !status) co_return http::error_response(status.error());
-  std::string target = "/internal/commit/" + encode_key_path(*key) +
-                       "?volume=" + percent_encode_component(self.text) +
-                       "&version=" + std::to_string(**version) +
-                       "&size=" + std::to_string(written->size) + "&checksum=" + checksum;
+  if (as_replica) {
+    (*writer)->keep();
+    auto response = http::text_response(HttpStatus::created, "stored as a replica");
+    response.set(Field::etag, etag);
+    co_return response;
+  }
+  // Every replica's copy is durable and identical (same checksum) before
+  // the commit: a 201 means N durable copies.
+  if (auto status = co_await uploads.finish(etag); !status) {
+    co_return http::error_response(status.error());
+  }
+
+  std::string volumes = self.text;
+  for (const auto& replica : replicas) volumes += "," + replica.text;
+  std::string target =
+      "/internal/commit/" + encode_key_path(*key) +
+      "?volumes=" + percent_encode_component(volumes) + "&version=" + std::to_string(**version) +
+      "&size=" + std::to_string(written->size) + "&checksum=" + checksum_hex(written->checksum);
   for (const auto& [field, name] :
        {std::pair{Field::if_match, "if_match"}, std::pair{Field::if_none_match, "if_none_match"}}) {
     if (const auto value = request[field]; !value.empty()) {
@@ -138,10 +216,13 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
                                              std::to_string(reply->status) + " " + outcome + ")"});
   }
   // A superseded write was committed and at once overwritten by a newer
-  // version: its 201 is right, its file is garbage (the writer removes it).
-  if (outcome == "committed") (*writer)->keep();
+  // version: its 201 is right, its files are garbage (removed on the way out).
+  if (outcome == "committed") {
+    (*writer)->keep();
+    uploads.keep();
+  }
   auto response = http::text_response(HttpStatus::created, "stored");
-  response.set(Field::etag, etag_for(checksum));
+  response.set(Field::etag, etag);
   co_return response;
 }
 
@@ -199,7 +280,9 @@ VolumeService::Reply VolumeService::erase(http::Exchange& exchange) {
   if (!key) co_return http::error_response(key.error());
   auto up_to = version_param(exchange, "upto");
   if (!up_to) co_return http::error_response(up_to.error());
-  if (auto status = store_.remove(*key, *up_to); !status) {
+  auto exactly = version_param(exchange, "version");
+  if (!exactly) co_return http::error_response(exactly.error());
+  if (auto status = store_.remove(*key, *up_to, *exactly); !status) {
     co_return http::error_response(status.error());
   }
   co_return Response{HttpStatus::no_content, 11};

@@ -27,6 +27,14 @@ class FloorOnlyStore final : public IndexStore {
   Status put(std::string_view, const IndexRecord&) override { return {}; }
   Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>&) override { return {}; }
   Status erase(std::string_view) override { return {}; }
+  Status erase_and_queue(std::string_view, const std::vector<PendingDelete>&) override {
+    return {};
+  }
+  Status queue_delete(const PendingDelete&) override { return {}; }
+  Result<std::vector<PendingDelete>> pending_deletes(std::string_view, std::size_t) override {
+    return std::vector<PendingDelete>{};
+  }
+  Status clear_pending(const PendingDelete&) override { return {}; }
   Result<KeyPage> list(std::string_view, std::string_view, std::size_t) override {
     return KeyPage{};
   }

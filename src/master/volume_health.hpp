@@ -1,0 +1,64 @@
+// Watches the volumes in the background: GET /stats on each one every
+// `interval`. A volume is down after `misses_for_down` failed checks in a row
+// and up again after one success. No request path ever probes a volume; it
+// asks this. Volumes never checked yet count as up. Thread-safe.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kalavara {
+
+class VolumeHealth {
+ public:
+  struct Options {
+    std::chrono::milliseconds interval{500};
+    int misses_for_down = 3;
+  };
+  struct State {
+    std::string url;
+    bool up = true;
+    std::optional<std::chrono::system_clock::time_point> last_seen;
+    std::uint64_t free_bytes = 0;
+    std::uint64_t files = 0;
+    int misses = 0;
+  };
+
+  // `volumes` lists the volumes to watch, asked before every round;
+  // `on_alive` runs after every successful check of a volume (on an io
+  // thread; it may start asynchronous work).
+  VolumeHealth(boost::asio::io_context& io, Options options,
+               std::function<std::vector<std::string>()> volumes,
+               std::function<void(const std::string&)> on_alive);
+
+  void start();
+  void stop();
+
+  bool is_up(const std::string& url) const;
+  std::vector<State> snapshot() const;
+
+ private:
+  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> check(const std::string& url);
+  void record(const std::string& url, bool alive, std::uint64_t free_bytes, std::uint64_t files);
+
+  boost::asio::steady_timer timer_;
+  const Options options_;
+  std::function<std::vector<std::string>()> volumes_;
+  std::function<void(const std::string&)> on_alive_;
+  std::atomic<bool> stopped_{false};
+  mutable std::mutex mutex_;
+  std::map<std::string, State> states_;
+};
+
+}  // namespace kalavara
