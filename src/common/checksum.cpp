@@ -1,5 +1,7 @@
 #include "common/checksum.hpp"
 
+#include "common/text.hpp"
+
 #include <xxhash.h>
 
 #include <cstdlib>
@@ -29,15 +31,7 @@ Checksum ValueHasher::finish() const {
   return checksum;
 }
 
-std::string checksum_hex(const Checksum& checksum) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(checksum.size() * 2, '0');
-  for (std::size_t i = 0; i < checksum.size(); ++i) {
-    out[2 * i] = kHex[checksum[i] >> 4];
-    out[2 * i + 1] = kHex[checksum[i] & 0xF];
-  }
-  return out;
-}
+std::string checksum_hex(const Checksum& checksum) { return to_hex(checksum); }
 
 std::string etag_for(std::string_view checksum_hex) {
   std::string etag;

@@ -1,5 +1,7 @@
 #include "common/digest.hpp"
 
+#include "common/text.hpp"
+
 #include <openssl/evp.h>
 
 #include <cstdlib>
@@ -12,15 +14,7 @@ std::uint64_t KeyDigest::prefix64() const {
   return value;
 }
 
-std::string KeyDigest::hex() const {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(bytes.size() * 2, '0');
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    out[2 * i] = kHex[bytes[i] >> 4];
-    out[2 * i + 1] = kHex[bytes[i] & 0xF];
-  }
-  return out;
-}
+std::string KeyDigest::hex() const { return to_hex(bytes); }
 
 KeyDigest digest_of(std::string_view data) {
   KeyDigest digest;

@@ -5,6 +5,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <string>
 #include <string_view>
 
 #include "common/result.hpp"
@@ -22,6 +23,9 @@ using Response = bhttp::response<bhttp::string_body>;
 
 // A text/plain response whose body is `message` plus a newline.
 Response text_response(HttpStatus status, std::string_view message);
+
+// A 200 application/json response with `body`.
+Response json_response(std::string body);
 
 // The response for an expected failure: its status and one-line reason.
 Response error_response(const Error& error);

@@ -14,6 +14,14 @@ Response text_response(HttpStatus status, std::string_view message) {
   return response;
 }
 
+Response json_response(std::string body) {
+  Response response{HttpStatus::ok, 11};
+  response.set(Field::content_type, "application/json");
+  response.body() = std::move(body);
+  response.prepare_payload();
+  return response;
+}
+
 Response error_response(const Error& error) {
   return text_response(static_cast<HttpStatus>(error.status), error.message);
 }

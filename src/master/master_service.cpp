@@ -18,6 +18,7 @@
 #include "common/http_server.hpp"
 #include "common/json.hpp"
 #include "common/key_codec.hpp"
+#include "common/text.hpp"
 #include "master/placement.hpp"
 
 namespace kalavara {
@@ -55,13 +56,7 @@ std::string volume_location(std::string_view volume, std::string_view key) {
 }
 
 std::optional<std::uint64_t> parse_u64(const std::optional<std::string>& text) {
-  if (!text) return std::nullopt;
-  std::uint64_t value = 0;
-  const auto* end = text->data() + text->size();
-  if (auto [ptr, ec] = std::from_chars(text->data(), end, value); ec != std::errc{} || ptr != end) {
-    return std::nullopt;
-  }
-  return value;
+  return text ? parse_decimal(*text) : std::nullopt;
 }
 
 Response redirect(HttpStatus status, const std::string& location) {
@@ -280,14 +275,14 @@ MasterService::Reply MasterService::list(http::Exchange& exchange) {
   const auto target = split_target(exchange.request().target());
   auto prefix = percent_decode(target.path.substr(kStorePrefix.size()));
   if (!prefix) co_return http::error_response(prefix.error());
-  std::size_t limit = kDefaultListLimit;
+  std::uint64_t limit = kDefaultListLimit;
   if (auto text = query_param(target.query, "limit")) {
-    const auto* end = text->data() + text->size();
-    const auto [ptr, ec] = std::from_chars(text->data(), end, limit);
-    if (ec != std::errc{} || ptr != end || limit == 0 || limit > kMaxListLimit) {
+    const auto parsed = parse_decimal(*text);
+    if (!parsed || *parsed == 0 || *parsed > kMaxListLimit) {
       co_return http::error_response(
           {400, "limit must be a whole number from 1 to " + std::to_string(kMaxListLimit)});
     }
+    limit = *parsed;
   }
   const auto start = query_param(target.query, "start").value_or("");
   auto page = store_.list(*prefix, start, limit);
@@ -301,11 +296,7 @@ MasterService::Reply MasterService::list(http::Exchange& exchange) {
   body += "], \"next\": ";
   append_json_string(body, page->next);
   body += "}\n";
-  Response response{HttpStatus::ok, 11};
-  response.set(Field::content_type, "application/json");
-  response.body() = std::move(body);
-  response.prepare_payload();
-  co_return response;
+  co_return http::json_response(std::move(body));
 }
 
 MasterService::Reply MasterService::erase(http::Exchange& exchange) {
@@ -372,9 +363,9 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
   if (!key) co_return http::error_response(key.error());
   const auto query = split_target(exchange.request().target()).query;
   auto volume_param = query_param(query, "volumes");
-  auto size_param = query_param(query, "size");
+  const auto size = parse_u64(query_param(query, "size"));
   const auto version = parse_u64(query_param(query, "version"));
-  if (!volume_param || !size_param || !version) {
+  if (!volume_param || !size || !version) {
     co_return http::error_response({400, "commit needs volumes=, version= and size= parameters"});
   }
   std::vector<std::string> volumes;
@@ -384,12 +375,6 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
     if (!volume) co_return http::error_response(volume.error());
     volumes.push_back(volume->text);
     list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-  }
-  std::uint64_t size = 0;
-  const auto* end = size_param->data() + size_param->size();
-  if (auto [ptr, ec] = std::from_chars(size_param->data(), end, size);
-      ec != std::errc{} || ptr != end) {
-    co_return http::error_response({400, "size= must be a byte count"});
   }
   {
     std::shared_lock lock(mutex_);
@@ -426,7 +411,7 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
       co_return http::text_response(HttpStatus::ok, "superseded");
     }
     record.volumes = volumes;
-    record.size = size;
+    record.size = *size;
     record.checksum = checksum;
     record.version = *version;
     if (auto status = store_.put(*key, record); !status) {
@@ -467,11 +452,7 @@ MasterService::Reply MasterService::describe_volumes(http::Exchange&) {
             ", \"keys\": " + std::to_string(state.files) + "}";
   }
   body += "]\n";
-  Response response{HttpStatus::ok, 11};
-  response.set(Field::content_type, "application/json");
-  response.body() = std::move(body);
-  response.prepare_payload();
-  co_return response;
+  co_return http::json_response(std::move(body));
 }
 
 void MasterService::volume_alive(const std::string& url, const asio::any_io_executor& executor) {

@@ -9,6 +9,7 @@
 #include "common/http_client.hpp"
 #include "common/http_server.hpp"
 #include "common/key_codec.hpp"
+#include "common/text.hpp"
 #include "volume/byte_range.hpp"
 #include "volume/content_md5.hpp"
 #include "volume/replica_uploads.hpp"
@@ -28,14 +29,7 @@ Result<std::string> key_of(const http::Exchange& exchange) {
 
 // The declared Content-Length of a request, if any.
 std::optional<std::uint64_t> content_length(const http::RequestHeader& request) {
-  const auto text = request[Field::content_length];
-  if (text.empty()) return std::nullopt;
-  std::uint64_t length = 0;
-  const auto* end = text.data() + text.size();
-  if (auto [ptr, ec] = std::from_chars(text.data(), end, length); ec != std::errc{} || ptr != end) {
-    return std::nullopt;
-  }
-  return length;
+  return parse_decimal(request[Field::content_length]);
 }
 
 // The replicas= parameter: comma-separated base URLs.
@@ -57,12 +51,8 @@ Result<std::optional<std::uint64_t>> version_param(const http::Exchange& exchang
                                                    std::string_view name) {
   const auto text = query_param(split_target(exchange.request().target()).query, name);
   if (!text) return std::optional<std::uint64_t>{};
-  std::uint64_t version = 0;
-  const auto* end = text->data() + text->size();
-  if (auto [ptr, ec] = std::from_chars(text->data(), end, version);
-      ec != std::errc{} || ptr != end) {
-    return Error{400, std::string(name) + "= must be a version number"};
-  }
+  const auto version = parse_decimal(*text);
+  if (!version) return Error{400, std::string(name) + "= must be a version number"};
   return std::optional<std::uint64_t>{version};
 }
 
@@ -84,12 +74,8 @@ void VolumeService::add_routes(http::Router& router) {
   router.add("/stats", Match::kExact, {Verb::get}, [this](http::Exchange&) -> Reply {
     auto usage = store_.usage();
     if (!usage) co_return http::error_response(usage.error());
-    Response response{HttpStatus::ok, 11};
-    response.set(Field::content_type, "application/json");
-    response.body() = "{\"free_bytes\": " + std::to_string(usage->free_bytes) +
-                      ", \"files\": " + std::to_string(usage->files) + "}\n";
-    response.prepare_payload();
-    co_return response;
+    co_return http::json_response("{\"free_bytes\": " + std::to_string(usage->free_bytes) +
+                                  ", \"files\": " + std::to_string(usage->files) + "}\n");
   });
 }
 
