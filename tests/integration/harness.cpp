@@ -555,6 +555,43 @@ Cluster::~Cluster() {
   return master_->wait_ready();
 }
 
+::testing::AssertionResult Cluster::start_master_with_args(
+    const std::vector<std::string>& volume_urls, const std::vector<std::string>& extra,
+    uint16_t port) {
+  master_.reset();
+  fs::create_directories(master_dir());
+  master_ = std::make_unique<Daemon>("master", master_binary(),
+                                     master_args(master_dir(), port, volume_urls, extra),
+                                     tmp_.new_log_path("master"));
+  return master_->wait_ready();
+}
+
+::testing::AssertionResult Cluster::restart_volume(std::size_t i) {
+  Daemon& old = *volumes_.at(i);
+  if (old.running()) {
+    return ::testing::AssertionFailure() << old.name() << " is still running; stop it first";
+  }
+  const uint16_t port = old.port();
+  if (port == 0) return ::testing::AssertionFailure() << old.name() << " never became ready";
+  std::vector<std::string> args = old.args();
+  for (std::size_t a = 0; a + 1 < args.size(); ++a) {
+    if (args[a] == "-p") {
+      args[a + 1] = std::to_string(port);
+      break;
+    }
+  }
+  const std::string name = old.name();
+  volumes_.at(i) =
+      std::make_unique<Daemon>(name, volume_binary(), std::move(args), tmp_.new_log_path(name));
+  auto ready = volumes_.at(i)->wait_ready();
+  if (!ready) return ready;
+  if (volumes_.at(i)->port() != port) {
+    return ::testing::AssertionFailure()
+           << name << " came back on port " << volumes_.at(i)->port() << " instead of " << port;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 ::testing::AssertionResult Cluster::start(int volumes) {
   for (int i = 0; i < volumes; ++i) {
     auto r = start_volume();

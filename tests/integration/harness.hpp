@@ -187,6 +187,14 @@ class Cluster {
                                           uint16_t port = 0);
   // SIGTERMs the master (expects exit code 0) and starts it again on the same dir.
   ::testing::AssertionResult restart_master(const std::vector<std::string>& volume_urls);
+  // Like start_master(), with `extra` appended to the master's command line
+  // (e.g. {"--replicas", "2"}).
+  ::testing::AssertionResult start_master_with_args(const std::vector<std::string>& volume_urls,
+                                                    const std::vector<std::string>& extra,
+                                                    uint16_t port = 0);
+  // Starts volume `i` again, after it exited or was killed, with the same
+  // command line, on the same port and data dir.
+  ::testing::AssertionResult restart_volume(std::size_t i);
 
   Daemon& master() { return *master_; }
   bool has_master() const { return master_ != nullptr; }
