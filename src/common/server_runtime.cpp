@@ -10,7 +10,12 @@
 namespace kalavara {
 
 ServerRuntime::ServerRuntime(unsigned threads)
-    : threads_(threads == 0 ? 1 : threads), io_(static_cast<int>(threads_)) {}
+    : threads_(threads == 0 ? 1 : threads), io_(static_cast<int>(threads_)) {
+  // A peer that closes while we write must be an error on that connection,
+  // not the death of the daemon: sendfile(2), unlike Asio's sends, has no
+  // MSG_NOSIGNAL.
+  std::signal(SIGPIPE, SIG_IGN);
+}
 
 void ServerRuntime::on_stop(std::function<void()> hook) { stop_hooks_.push_back(std::move(hook)); }
 

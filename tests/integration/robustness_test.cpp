@@ -361,3 +361,44 @@ TEST(Concurrency, ParallelClientsReadTheirOwnWrites) {
 
 }  // namespace
 }  // namespace kalavara::it
+
+namespace kalavara::it {
+namespace {
+
+// Clients that hang up in the middle of a large download: the volume's
+// sendfile then writes to a closed socket, which must fail that response
+// only (a SIGPIPE would kill the daemon).
+TEST(Robustness, ClientsHangingUpMidDownloadDoNotKillTheVolume) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  ASSERT_TRUE(cluster.start(1));
+  const std::string key = "/store/big-" + random_token(8);
+  const auto value = random_bytes(16 * kMiB);
+  const auto put = put_via_master(cluster.master_port(), key, value);
+  ASSERT_EQ(put.second.status, 201) << put.describe();
+  const auto located = http_request(cluster.master_port(), "GET", key);
+  ASSERT_EQ(located.status, 302) << located.summary();
+  const auto url = parse_url(located.header("Location").value_or(""));
+  ASSERT_TRUE(url.has_value()) << located.summary();
+
+  for (int i = 0; i < 20; ++i) {
+    HttpConnection connection;
+    ASSERT_EQ(connection.connect(url->port), "");
+    ASSERT_EQ(connection.send_all("GET " + url->target + " HTTP/1.1\r\nHost: x\r\n\r\n"), "");
+    if (i % 2 == 0) {
+      connection.abort();  // a reset
+    } else {
+      connection.close();  // an orderly close with unread data
+    }
+  }
+  EXPECT_TRUE(wait_until(
+      [&] { return http_request(cluster.volume(0).port(), "GET", "/healthz").status == 200; }, 5s));
+  EXPECT_TRUE(cluster.volume(0).running()) << "the volume died";
+  const auto read = get_via_master(cluster.master_port(), key);
+  ASSERT_EQ(read.second.status, 200) << read.describe();
+  EXPECT_EQ(read.second.body.size(), value.size());
+  EXPECT_TRUE(read.second.body == value);
+}
+
+}  // namespace
+}  // namespace kalavara::it
