@@ -11,6 +11,7 @@
 #include <mutex>
 #include <random>
 
+#include "common/blocking.hpp"
 #include "common/checksum.hpp"
 #include "common/conditional.hpp"
 #include "common/digest.hpp"
@@ -340,10 +341,12 @@ MasterService::Reply MasterService::erase(http::Exchange& exchange) {
     }
     pending.push_back({volume, *key, record.version});
   }
-  std::lock_guard lock(stripe.mutex);
-  if (auto status = store_.erase_and_queue(*key, pending); !status) {
-    co_return http::error_response(status.error());
-  }
+  Status erased;
+  co_await run_blocking(blocking_, [&] {
+    std::lock_guard lock(stripe.mutex);
+    erased = store_.erase_and_queue(*key, pending);
+  });
+  if (!erased) co_return http::error_response(erased.error());
   co_return Response{HttpStatus::no_content, 11};
 }
 
@@ -389,35 +392,17 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
   const auto if_match = query_param(query, "if_match").value_or("");
   const auto if_none_match = query_param(query, "if_none_match").value_or("");
 
-  std::optional<IndexRecord> previous;
   IndexRecord record;
-  {
-    auto& stripe = stripe_of(*key);
-    std::lock_guard lock(stripe.mutex);
-    if (stripe.deleting.contains(*key)) {
-      co_return http::error_response({409, "the key is being deleted; retry the PUT"});
-    }
-    auto found = store_.get(*key);
-    if (!found) co_return http::error_response(found.error());
-    previous = std::move(*found);
-    if (auto status = check_write_preconditions(if_match, if_none_match, current_etag(previous));
-        !status) {
-      co_return http::error_response(status.error());
-    }
-    if (previous && previous->version >= *version) {
-      // A newer write of the key is already committed: this one is ordered
-      // before it, so it is overwritten at once. Versions, not arrival
-      // order, decide, so every replica and the index agree.
-      co_return http::text_response(HttpStatus::ok, "superseded");
-    }
-    record.volumes = volumes;
-    record.size = *size;
-    record.checksum = checksum;
-    record.version = *version;
-    if (auto status = store_.put(*key, record); !status) {
-      co_return http::error_response(status.error());
-    }
-  }
+  record.volumes = volumes;
+  record.size = *size;
+  record.checksum = checksum;
+  record.version = *version;
+  CommitOutcome outcome;
+  co_await run_blocking(blocking_,
+                        [&] { outcome = commit_record(*key, record, if_match, if_none_match); });
+  if (!outcome.status) co_return http::error_response(outcome.status.error());
+  if (outcome.superseded) co_return http::text_response(HttpStatus::ok, "superseded");
+  const auto& previous = outcome.previous;
 
   // The previous version's files are garbage now, wherever they are.
   // Removing them is best effort: the index no longer points at them.
@@ -465,6 +450,37 @@ void MasterService::volume_alive(const std::string& url, const asio::any_io_exec
   }
   if (running->exchange(true)) return;  // a run for this volume is under way
   asio::co_spawn(executor, apply_pending_deletes(store_, url, running), asio::detached);
+}
+
+MasterService::CommitOutcome MasterService::commit_record(const std::string& key,
+                                                          const IndexRecord& record,
+                                                          std::string_view if_match,
+                                                          std::string_view if_none_match) {
+  CommitOutcome outcome;
+  auto& stripe = stripe_of(key);
+  std::lock_guard lock(stripe.mutex);
+  if (stripe.deleting.contains(key)) {
+    outcome.status = Error{409, "the key is being deleted; retry the PUT"};
+    return outcome;
+  }
+  auto found = store_.get(key);
+  if (!found) {
+    outcome.status = found.error();
+    return outcome;
+  }
+  outcome.previous = std::move(*found);
+  outcome.status =
+      check_write_preconditions(if_match, if_none_match, current_etag(outcome.previous));
+  if (!outcome.status) return outcome;
+  if (outcome.previous && outcome.previous->version >= record.version) {
+    // A newer write of the key is already committed: this one is ordered
+    // before it, so it is overwritten at once. Versions, not arrival order,
+    // decide, so every replica and the index agree.
+    outcome.superseded = true;
+    return outcome;
+  }
+  outcome.status = store_.put(key, record);
+  return outcome;
 }
 
 MasterService::KeyStripe& MasterService::stripe_of(const std::string& key) {

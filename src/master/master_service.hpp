@@ -32,6 +32,7 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "common/router.hpp"
 #include "common/url.hpp"
@@ -95,11 +96,24 @@ class MasterService {
   };
   KeyStripe& stripe_of(const std::string& key);
 
+  // A commit's read-check-write of the record, under the key's stripe lock.
+  // Blocks on a synced write: runs on blocking_.
+  struct CommitOutcome {
+    Status status;
+    bool superseded = false;
+    std::optional<IndexRecord> previous;
+  };
+  CommitOutcome commit_record(const std::string& key, const IndexRecord& record,
+                              std::string_view if_match, std::string_view if_none_match);
+
   IndexStore& store_;
   VersionClock& clock_;
   const VolumeHealth& health_;
   const MasterOptions options_;
   std::array<KeyStripe, 64> stripes_;
+  // Synced index writes wait here, not on an io thread; concurrent ones are
+  // group-committed by RocksDB.
+  boost::asio::thread_pool blocking_{8};
   std::mutex pending_mutex_;
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> pending_runs_;  // per volume
   mutable std::shared_mutex mutex_;

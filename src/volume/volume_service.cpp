@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "common/blocking.hpp"
 #include "common/checksum.hpp"
 #include "common/conditional.hpp"
 #include "common/http_client.hpp"
@@ -157,7 +158,8 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     co_return http::error_response(
         {400, "Content-MD5 does not match the body: it was corrupted in transit; nothing stored"});
   }
-  auto written = (*writer)->sync();
+  Result<BlobWriter::Written> written = Error{500, "not synced"};
+  co_await run_blocking(blocking_, [&] { written = (*writer)->sync(); });
   if (!written) co_return http::error_response(written.error());
   const auto etag = etag_for(checksum_hex(written->checksum));
 
@@ -165,7 +167,9 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   // reader is sent to until the index names it. If anything fails before
   // the commit, the writer removes the file, `uploads` has the replicas
   // remove theirs, and every other version stays exactly as it was.
-  if (auto status = (*writer)->publish(); !status) co_return http::error_response(status.error());
+  Status published;
+  co_await run_blocking(blocking_, [&] { published = (*writer)->publish(); });
+  if (!published) co_return http::error_response(published.error());
   if (as_replica) {
     (*writer)->keep();
     auto response = http::text_response(HttpStatus::created, "stored as a replica");
@@ -268,9 +272,9 @@ VolumeService::Reply VolumeService::erase(http::Exchange& exchange) {
   if (!up_to) co_return http::error_response(up_to.error());
   auto exactly = version_param(exchange, "version");
   if (!exactly) co_return http::error_response(exactly.error());
-  if (auto status = store_.remove(*key, *up_to, *exactly); !status) {
-    co_return http::error_response(status.error());
-  }
+  Status removed;
+  co_await run_blocking(blocking_, [&] { removed = store_.remove(*key, *up_to, *exactly); });
+  if (!removed) co_return http::error_response(removed.error());
   co_return Response{HttpStatus::no_content, 11};
 }
 

@@ -16,6 +16,8 @@
 // Thread-safe: handlers run concurrently on the io threads.
 #pragma once
 
+#include <boost/asio/thread_pool.hpp>
+
 #include <optional>
 
 #include "common/router.hpp"
@@ -49,6 +51,9 @@ class VolumeService {
 
   BlobStore& store_;
   const VolumeOptions options_;
+  // fsyncs and renames wait here, not on an io thread, so that concurrent
+  // writes' fsyncs overlap.
+  boost::asio::thread_pool blocking_{16};
 };
 
 }  // namespace kalavara
