@@ -25,6 +25,9 @@ class RocksDbIndexStore final : public IndexStore {
                                                          std::size_t block_cache_bytes);
   ~RocksDbIndexStore() override;
 
+  // Compacts the whole index now, waiting for it (bulk loads, then serve).
+  Status compact();
+
   Result<std::optional<IndexRecord>> get(std::string_view key) override;
   Status put(std::string_view key, const IndexRecord& record) override;
   Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>& records) override;
