@@ -99,3 +99,39 @@ TEST(Versions, ACommitTheMasterNeverAnswersLeavesTheOldValueAndNoFile) {
 
 }  // namespace
 }  // namespace kalavara::it
+
+namespace kalavara::it {
+namespace {
+
+// Every replica of a value holds the same bytes with the same checksum: the
+// ETag of the PUT, of the master's 302 and of each replica's HEAD agree.
+TEST(Versions, EveryReplicaServesTheSameChecksum) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  for (int i = 0; i < 3; ++i) {
+    std::size_t index = 0;
+    ASSERT_TRUE(cluster.start_volume(&index));
+  }
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(), {"--replicas", "3"}));
+  for (int n = 0; n < 5; ++n) {
+    const std::string key = "/store/replicated-" + random_token(8);
+    const auto put = put_via_master(cluster.master_port(), key, random_bytes(100'000 + n));
+    ASSERT_EQ(put.second.status, 201) << put.describe();
+    const auto etag = put.second.header("ETag").value_or("");
+    ASSERT_FALSE(etag.empty()) << put.describe();
+    const auto located = http_request(cluster.master_port(), "HEAD", key);
+    ASSERT_EQ(located.status, 302) << located.summary();
+    EXPECT_EQ(located.header("ETag").value_or(""), etag);
+    const auto target = parse_url(located.header("Location").value_or(""));
+    ASSERT_TRUE(target.has_value()) << located.summary();
+    const auto query = target->target.substr(target->target.find('?'));
+    for (std::size_t v = 0; v < cluster.volume_count(); ++v) {
+      const auto head = http_request(cluster.volume(v).port(), "HEAD", key + query);
+      ASSERT_EQ(head.status, 200) << "replica " << v << ": " << head.summary();
+      EXPECT_EQ(head.header("ETag").value_or(""), etag) << "replica " << v;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kalavara::it
