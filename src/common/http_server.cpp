@@ -165,10 +165,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     keep_alive_after_file_ = false;
     const bool keep = co_await prepare_to_answer(header);
     if (!keep) header.keep_alive(false);
-    header.body().clear();
-    bhttp::response_serializer<bhttp::string_body> serializer{header};
+    out_.clear();
+    serialize_response(header, false, out_);
     stream_.expires_after(server_->limits.io_timeout);
-    auto [ec, bytes] = co_await bhttp::async_write_header(stream_, serializer, kAwait);
+    auto [ec, bytes] = co_await asio::async_write(stream_, asio::buffer(out_), kAwait);
     if (ec) co_return Error{500, "sending response header: " + ec.message()};
     if (request().method() != Verb::head) {
       if (auto status = co_await send_file_body(fd, offset, length); !status) co_return status;
@@ -215,17 +215,15 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // Sends `response`; returns whether the connection stays open.
   asio::awaitable<bool> finish(Response response) {
     const bool keep = co_await prepare_to_answer(response);
-    if (parser_->get().method() == Verb::head) {
-      // Keep the Content-Length of what a GET would send, send no body.
-      const auto length = response[Field::content_length];
-      std::string saved(length);
-      response.body().clear();
-      if (!saved.empty()) response.set(Field::content_length, saved);
-    } else if (!response.has_content_length() && !response.chunked()) {
+    // A HEAD answer keeps the Content-Length of what a GET would send.
+    const bool head = parser_->get().method() == Verb::head;
+    if (!head && !response.has_content_length() && !response.chunked()) {
       response.prepare_payload();
     }
+    out_.clear();
+    serialize_response(response, !head, out_);
     stream_.expires_after(server_->limits.io_timeout);
-    auto [ec, bytes] = co_await bhttp::async_write(stream_, response, kAwait);
+    auto [ec, bytes] = co_await asio::async_write(stream_, asio::buffer(out_), kAwait);
     if (ec) co_return false;
     if (!parser_->is_done()) co_await linger();
     co_return keep;
@@ -310,6 +308,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
   std::unique_ptr<char[]> chunk_;
+  std::string out_;  // the response being sent; reused so it allocates once
   bool idle_ = false;
   bool continue_sent_ = false;
   bool broken_ = false;

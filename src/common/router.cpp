@@ -14,6 +14,22 @@ Response text_response(HttpStatus status, std::string_view message) {
   return response;
 }
 
+void serialize_response(const Response& response, bool with_body, std::string& out) {
+  out += response.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(response.result_int());
+  out += ' ';
+  out += response.reason();
+  out += "\r\n";
+  for (const auto& field : response) {
+    out += field.name_string();
+    out += ": ";
+    out += field.value();
+    out += "\r\n";
+  }
+  out += "\r\n";
+  if (with_body) out += response.body();
+}
+
 Response json_response(std::string body) {
   Response response{HttpStatus::ok, 11};
   response.set(Field::content_type, "application/json");

@@ -65,3 +65,28 @@ TEST(Router, MergesRoutesThatShareAPath) {
 
 }  // namespace
 }  // namespace kalavara::http
+
+namespace kalavara::http {
+namespace {
+
+TEST(SerializeResponse, WritesStatusLineFieldsAndBody) {
+  auto response = text_response(HttpStatus::not_found, "no such key");
+  response.set(Field::etag, "\"x\"");
+  std::string out;
+  serialize_response(response, true, out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: 12\r\nETag: \"x\"\r\n\r\nno such key\n");
+  std::string head_only;
+  serialize_response(response, false, head_only);
+  EXPECT_EQ(head_only, out.substr(0, out.size() - 12));
+  response.version(10);
+  response.keep_alive(true);
+  std::string old;
+  serialize_response(response, false, old);
+  EXPECT_TRUE(old.starts_with("HTTP/1.0 404 Not Found\r\n"));
+  EXPECT_NE(old.find("Connection: keep-alive\r\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kalavara::http
