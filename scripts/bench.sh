@@ -622,6 +622,12 @@ comparing kalavara with nginx *in the same run*, not absolute capacities.
 * **Bounds**: every load is limited in time (wrk \`-d\`, kalavara-bench
   \`--duration\` with a watchdog) and in count (\`--max-ops\`, \`--keys\`).
 EOF
+  # Why the missed figures miss: written by hand from profiles, kept with the
+  # suite so that a re-run keeps it.
+  if [[ -f "$repo/bench/ANALYSIS.md" ]]; then
+    echo
+    cat "$repo/bench/ANALYSIS.md"
+  fi
 } >"$out"
 [[ $out == /* ]] || out=$repo/$out
 log "results written to $out"
