@@ -28,26 +28,32 @@ Error unreachable(const BaseUrl& server, std::string_view what,
   return Error{503, server.text + " unreachable (" + std::string(what) + ": " + ec.message() + ")"};
 }
 
-}  // namespace
-
-asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl& server,
-                                                     std::string target, std::string body,
-                                                     std::chrono::milliseconds timeout) {
-  const auto executor = co_await asio::this_coro::executor;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-
-  tcp::resolver resolver(executor);
+// Resolves `server` and connects `stream` to it, the whole within `deadline`.
+asio::awaitable<Status> connect_to(beast::tcp_stream& stream, const BaseUrl& server,
+                                   std::chrono::steady_clock::time_point deadline) {
+  tcp::resolver resolver(stream.get_executor());
   // Hosts are stored bracketed when IPv6; the resolver wants them bare.
   std::string host = server.host;
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
   auto [resolve_ec, endpoints] =
       co_await resolver.async_resolve(host, std::to_string(server.port), kAwait);
   if (resolve_ec) co_return unreachable(server, "resolve", resolve_ec);
-
-  beast::tcp_stream stream(executor);
   stream.expires_at(deadline);
   auto [connect_ec, endpoint] = co_await stream.async_connect(endpoints, kAwait);
   if (connect_ec) co_return unreachable(server, "connect", connect_ec);
+  co_return Status{};
+}
+
+}  // namespace
+
+asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl& server,
+                                                     std::string target, std::string body,
+                                                     std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  beast::tcp_stream stream(co_await asio::this_coro::executor);
+  if (auto connected = co_await connect_to(stream, server, deadline); !connected) {
+    co_return connected.error();
+  }
 
   bhttp::request<bhttp::string_body> request{method, target, 11};
   request.set(Field::host, server.host + ":" + std::to_string(server.port));
@@ -89,15 +95,11 @@ asio::awaitable<Result<std::unique_ptr<UploadStream>>> UploadStream::open(
     Verb method, const BaseUrl& server, std::string target, std::uint64_t length,
     std::chrono::milliseconds io_timeout) {
   auto impl = std::make_unique<Impl>(co_await asio::this_coro::executor, server, io_timeout);
-  tcp::resolver resolver(impl->stream.get_executor());
-  std::string host = server.host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  auto [resolve_ec, endpoints] =
-      co_await resolver.async_resolve(host, std::to_string(server.port), kAwait);
-  if (resolve_ec) co_return unreachable(server, "resolve", resolve_ec);
-  impl->stream.expires_after(io_timeout);
-  auto [connect_ec, endpoint] = co_await impl->stream.async_connect(endpoints, kAwait);
-  if (connect_ec) co_return unreachable(server, "connect", connect_ec);
+  if (auto connected =
+          co_await connect_to(impl->stream, server, std::chrono::steady_clock::now() + io_timeout);
+      !connected) {
+    co_return connected.error();
+  }
 
   bhttp::request<bhttp::empty_body> request{method, target, 11};
   request.set(Field::host, server.host + ":" + std::to_string(server.port));
