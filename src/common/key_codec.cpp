@@ -64,6 +64,10 @@ Result<std::string> decode_key(std::string_view encoded) {
   return key;
 }
 
+Result<std::string> key_in_target(std::string_view target, std::string_view prefix) {
+  return decode_key(split_target(target).path.substr(prefix.size()));
+}
+
 std::string encode_key_path(std::string_view key) {
   std::string out;
   out.reserve(key.size() + key.size() / 2);

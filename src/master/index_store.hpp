@@ -45,11 +45,9 @@ class IndexStore {
   // Stores all `records` in one durable, atomic batch (bulk loads).
   virtual Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>& records) = 0;
 
-  // Removes `key`, durably. Removing an absent key succeeds.
-  virtual Status erase(std::string_view key) = 0;
-
-  // Removes `key` and queues `pending` deletes, in one durable, atomic write:
-  // a crash cannot leave the key gone without its queued deletes.
+  // Removes `key` (an absent key is fine) and queues `pending` deletes, in
+  // one durable, atomic write: a crash cannot leave the key gone without its
+  // queued deletes.
   virtual Status erase_and_queue(std::string_view key,
                                  const std::vector<PendingDelete>& pending) = 0;
 

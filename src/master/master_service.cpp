@@ -6,7 +6,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <charconv>
 #include <ctime>
 #include <mutex>
 #include <random>
@@ -41,12 +40,6 @@ constexpr std::size_t kMaxListLimit = 10000;
 std::optional<std::string> current_etag(const std::optional<IndexRecord>& record) {
   if (!record) return std::nullopt;
   return etag_for(record->checksum);
-}
-
-// The key of a request under `prefix`, decoded and validated.
-Result<std::string> key_of(const http::Exchange& exchange, std::string_view prefix) {
-  const auto path = split_target(exchange.request().target()).path;
-  return decode_key(path.substr(prefix.size()));
 }
 
 std::string volume_location(std::string_view volume, std::string_view key) {
@@ -174,7 +167,7 @@ void MasterService::add_routes(http::Router& router) {
 }
 
 MasterService::Reply MasterService::put(http::Exchange& exchange) {
-  auto key = key_of(exchange, kStorePrefix);
+  auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   const auto& request = exchange.request();
   const auto if_match = request[Field::if_match];
@@ -243,7 +236,7 @@ MasterService::Reply MasterService::get(http::Exchange& exchange) {
 }
 
 MasterService::Reply MasterService::locate(http::Exchange& exchange) {
-  auto key = key_of(exchange, kStorePrefix);
+  auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   auto record = store_.get(*key);
   if (!record) co_return http::error_response(record.error());
@@ -301,7 +294,7 @@ MasterService::Reply MasterService::list(http::Exchange& exchange) {
 }
 
 MasterService::Reply MasterService::erase(http::Exchange& exchange) {
-  auto key = key_of(exchange, kStorePrefix);
+  auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   auto& stripe = stripe_of(*key);
   IndexRecord record;
@@ -362,7 +355,7 @@ MasterService::Reply MasterService::add_volume(http::Exchange& exchange) {
 }
 
 MasterService::Reply MasterService::commit(http::Exchange& exchange) {
-  auto key = key_of(exchange, kCommitPrefix);
+  auto key = key_in_target(exchange.request().target(), kCommitPrefix);
   if (!key) co_return http::error_response(key.error());
   const auto query = split_target(exchange.request().target()).query;
   auto volume_param = query_param(query, "volumes");

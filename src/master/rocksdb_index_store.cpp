@@ -136,12 +136,6 @@ Result<KeyPage> RocksDbIndexStore::list(std::string_view prefix, std::string_vie
   return page;
 }
 
-Status RocksDbIndexStore::erase(std::string_view key) {
-  const auto status = db_->Delete(synced(), prefixed(kRecordPrefix, key));
-  if (!status.ok()) return storage_error("delete", status);
-  return {};
-}
-
 Result<std::vector<std::string>> RocksDbIndexStore::volumes() {
   std::vector<std::string> urls;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));

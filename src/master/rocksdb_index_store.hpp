@@ -31,7 +31,6 @@ class RocksDbIndexStore final : public IndexStore {
   Result<std::optional<IndexRecord>> get(std::string_view key) override;
   Status put(std::string_view key, const IndexRecord& record) override;
   Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>& records) override;
-  Status erase(std::string_view key) override;
   Status erase_and_queue(std::string_view key, const std::vector<PendingDelete>& pending) override;
   Status queue_delete(const PendingDelete& pending) override;
   Result<std::vector<PendingDelete>> pending_deletes(std::string_view volume,

@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <charconv>
-
 #include "common/blocking.hpp"
 #include "common/checksum.hpp"
 #include "common/conditional.hpp"
@@ -22,11 +20,6 @@ using http::Field;
 using http::HttpStatus;
 using http::Response;
 using http::Verb;
-
-Result<std::string> key_of(const http::Exchange& exchange) {
-  const auto path = split_target(exchange.request().target()).path;
-  return decode_key(path.substr(kStorePrefix.size()));
-}
 
 // The declared Content-Length of a request, if any.
 std::optional<std::uint64_t> content_length(const http::RequestHeader& request) {
@@ -81,7 +74,7 @@ void VolumeService::add_routes(http::Router& router) {
 }
 
 VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
-  auto key = key_of(exchange);
+  auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   const auto& request = exchange.request();
   const auto query = split_target(request.target()).query;
@@ -217,7 +210,7 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
 }
 
 VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
-  auto key = key_of(exchange);
+  auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   auto version = version_param(exchange, "version");
   if (!version) co_return http::error_response(version.error());
@@ -266,7 +259,7 @@ VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
 }
 
 VolumeService::Reply VolumeService::erase(http::Exchange& exchange) {
-  auto key = key_of(exchange);
+  auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   auto up_to = version_param(exchange, "upto");
   if (!up_to) co_return http::error_response(up_to.error());

@@ -67,3 +67,15 @@ TEST(PercentEncodeComponent, EscapesAllButUnreserved) {
 
 }  // namespace
 }  // namespace kalavara
+
+namespace kalavara {
+namespace {
+
+TEST(KeyInTarget, DecodesThePathAfterThePrefixAndDropsTheQuery) {
+  EXPECT_EQ(key_in_target("/store/a%20b/c?version=3", "/store/").value(), "a b/c");
+  EXPECT_EQ(key_in_target("/internal/commit/k?volumes=x", "/internal/commit/").value(), "k");
+  EXPECT_EQ(key_in_target("/store/?list", "/store/").error().status, 400);
+}
+
+}  // namespace
+}  // namespace kalavara

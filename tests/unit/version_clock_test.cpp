@@ -26,7 +26,6 @@ class FloorOnlyStore final : public IndexStore {
   }
   Status put(std::string_view, const IndexRecord&) override { return {}; }
   Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>&) override { return {}; }
-  Status erase(std::string_view) override { return {}; }
   Status erase_and_queue(std::string_view, const std::vector<PendingDelete>&) override {
     return {};
   }
