@@ -135,3 +135,34 @@ TEST(Versions, EveryReplicaServesTheSameChecksum) {
 
 }  // namespace
 }  // namespace kalavara::it
+
+namespace kalavara::it {
+namespace {
+
+// A replicated upload is forwarded with its length; a chunked one (no
+// Content-Length) is refused with 411 and leaves nothing behind.
+TEST(Versions, AReplicatedChunkedUploadIsRefusedWith411) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(cluster.start_volume());
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(), {"--replicas", "2"}));
+  const std::string key = "/store/chunked-" + random_token(8);
+  const auto redirect = http_request(cluster.master_port(), "PUT", key);
+  ASSERT_EQ(redirect.status, 307) << redirect.summary();
+  const auto target = parse_url(redirect.header("Location").value_or(""));
+  ASSERT_TRUE(target.has_value()) << redirect.summary();
+
+  HttpConnection connection;
+  ASSERT_EQ(connection.connect(target->port), "");
+  ASSERT_EQ(connection.send_all("PUT " + target->target +
+                                " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(target->port) +
+                                "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+            "");
+  const auto answer = connection.read_response();
+  EXPECT_EQ(answer.status, 411) << answer.summary();
+  EXPECT_EQ(get_via_master(cluster.master_port(), key).first.status, 404);
+  EXPECT_EQ(cluster.blob_count(), 0U);
+}
+
+}  // namespace
+}  // namespace kalavara::it
