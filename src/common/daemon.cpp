@@ -8,7 +8,7 @@ namespace kalavara {
 
 int serve_until_stopped(ServerRuntime& runtime, const http::Router& router, const std::string& bind,
                         std::uint16_t port, std::string_view name, std::string_view details) {
-  http::HttpServer server(runtime.io(), router);
+  http::HttpServer server(runtime.contexts(), router);
   auto endpoint = server.listen(bind, port);
   if (!endpoint) {
     spdlog::critical("{}", endpoint.error().message);

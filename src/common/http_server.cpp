@@ -10,16 +10,14 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/serializer.hpp>
-#include <boost/beast/http/write.hpp>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -40,19 +38,32 @@ constexpr std::size_t kChunkBytes = 64 * 1024;
 // with unread data makes the kernel send RST, which can destroy the response
 // before the client reads it.
 constexpr auto kLingerTime = std::chrono::seconds(5);
+// How often deadlines are checked: a timeout fires up to this much late.
+constexpr auto kSweepInterval = std::chrono::seconds(1);
+// Socket reads while a header is incomplete ask for this much at a time.
+constexpr std::size_t kHeaderReadBytes = 8 * 1024;
+
+using Clock = std::chrono::steady_clock;
+constexpr Clock::rep kNoDeadline = std::numeric_limits<Clock::rep>::max();
 
 class Session;
 
 }  // namespace
 
 struct HttpServer::State {
-  State(asio::io_context& io_context, const Router& r, ServerLimits l)
-      : io(io_context), router(r), limits(l), acceptor(asio::make_strand(io_context)) {}
+  State(std::vector<asio::io_context*> io_contexts, const Router& r, ServerLimits l)
+      : contexts(std::move(io_contexts)),
+        router(r),
+        limits(l),
+        acceptor(*contexts.front()),
+        sweep_timer(*contexts.front()) {}
 
-  asio::io_context& io;
+  const std::vector<asio::io_context*> contexts;
+  std::size_t next_context = 0;  // the accept loop's; round robin
   const Router& router;
   const ServerLimits limits;
   tcp::acceptor acceptor;
+  asio::steady_timer sweep_timer;  // on the listener's io_context
   std::atomic<bool> stopping{false};
   std::mutex mutex;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
@@ -67,26 +78,60 @@ bool is_disconnect(const boost::system::error_code& ec) {
          ec == asio::error::bad_descriptor;
 }
 
+Clock::rep now_ticks() { return Clock::now().time_since_epoch().count(); }
+
 class Session final : public Exchange, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<HttpServer::State> server)
-      : server_(std::move(server)), stream_(std::move(socket)) {}
+      : server_(std::move(server)), socket_(std::move(socket)) {
+    boost::system::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    // Writes are tried at once and only awaited when the socket is full.
+    socket_.non_blocking(true, ignored);
+  }
 
   ~Session() override {
     std::lock_guard lock(server_->mutex);
     server_->sessions.erase(this);
+    if (server_->stopping && server_->sessions.empty()) {
+      // The last one out lets the sweep end, so the io_context can finish.
+      asio::post(server_->sweep_timer.get_executor(),
+                 [server = server_] { server->sweep_timer.cancel(); });
+    }
   }
 
   // Closes the connection if it is waiting for a request; otherwise the
   // session closes by itself after its current response. Any thread.
   void close_if_idle() {
-    asio::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->idle_) self->stream_.socket().close();
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      boost::system::error_code ignored;
+      if (self->idle_) self->socket_.close(ignored);
     });
   }
 
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+
+  // Whether an I/O operation has waited past its deadline. Any thread.
+  bool overdue(Clock::rep now) const { return deadline_.load(std::memory_order_relaxed) <= now; }
+
+  // Closes the connection if it is still overdue (the operation may have
+  // completed meanwhile): the pending operation then fails. Any thread.
+  void expire() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      if (!self->overdue(now_ticks())) return;
+      self->timed_out_ = true;
+      boost::system::error_code ignored;
+      self->socket_.close(ignored);
+    });
+  }
+
+  // Serves the connection until it closes. The parameter keeps the session
+  // alive for as long as the coroutine runs: it may start on another
+  // thread after the caller has let go of its pointer.
+  static asio::awaitable<void> serve(std::shared_ptr<Session> self) { co_await self->run(); }
+
+ private:
   asio::awaitable<void> run() {
-    auto self = shared_from_this();
     bool first = true;
     while (!server_->stopping) {
       parser_.emplace();
@@ -98,8 +143,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       broken_ = false;
 
       idle_ = true;
-      stream_.expires_after(first ? server_->limits.io_timeout : server_->limits.idle_timeout);
-      auto [ec, bytes] = co_await bhttp::async_read_header(stream_, buffer_, *parser_, kAwait);
+      auto ec =
+          co_await read_header(first ? server_->limits.io_timeout : server_->limits.idle_timeout);
       idle_ = false;
       first = false;
       if (ec) {
@@ -111,12 +156,12 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       if (!keep) break;
     }
     boost::system::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
   }
 
   // Exchange
-
+ public:
   const RequestHeader& request() const override { return parser_->get().base(); }
 
   asio::awaitable<Result<std::string>> read_body(std::size_t limit) override {
@@ -144,8 +189,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       auto& body = parser_->get().body();
       body.data = chunk_.get();
       body.size = kChunkBytes;
-      stream_.expires_after(server_->limits.io_timeout);
-      auto [ec, bytes] = co_await bhttp::async_read_some(stream_, buffer_, *parser_, kAwait);
+      arm(server_->limits.io_timeout);
+      auto [ec, bytes] = co_await bhttp::async_read_some(socket_, buffer_, *parser_, kAwait);
+      disarm();
       if (ec == bhttp::error::need_buffer) ec = {};
       const std::size_t got = kChunkBytes - body.size;
       if (ec) {
@@ -167,9 +213,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (!keep) header.keep_alive(false);
     out_.clear();
     serialize_response(header, false, out_);
-    stream_.expires_after(server_->limits.io_timeout);
-    auto [ec, bytes] = co_await asio::async_write(stream_, asio::buffer(out_), kAwait);
-    if (ec) co_return Error{500, "sending response header: " + ec.message()};
+    if (auto ec = co_await write_all(asio::buffer(out_))) {
+      co_return Error{500, "sending response header: " + ec.message()};
+    }
     if (request().method() != Verb::head) {
       if (auto status = co_await send_file_body(fd, offset, length); !status) co_return status;
     }
@@ -222,9 +268,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     }
     out_.clear();
     serialize_response(response, !head, out_);
-    stream_.expires_after(server_->limits.io_timeout);
-    auto [ec, bytes] = co_await asio::async_write(stream_, asio::buffer(out_), kAwait);
-    if (ec) co_return false;
+    if (co_await write_all(asio::buffer(out_))) co_return false;
     if (!parser_->is_done()) co_await linger();
     co_return keep;
   }
@@ -235,8 +279,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     }
     continue_sent_ = true;
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    stream_.expires_after(server_->limits.io_timeout);
-    auto [ec, bytes] = co_await asio::async_write(stream_, asio::buffer(kContinue), kAwait);
+    const auto ec = co_await write_all(asio::buffer(kContinue));
     if (ec) broken_ = true;
     co_return !ec;
   }
@@ -251,20 +294,18 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // time, so it reads our response instead of a connection reset.
   asio::awaitable<void> linger() {
     boost::system::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
     std::array<char, 16 * 1024> sink{};
-    const auto deadline = std::chrono::steady_clock::now() + kLingerTime;
-    while (std::chrono::steady_clock::now() < deadline) {
-      stream_.expires_at(deadline);
-      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(sink), kAwait);
+    deadline_.store(now_ticks() + Clock::duration(kLingerTime).count(), std::memory_order_relaxed);
+    for (;;) {
+      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), kAwait);
       if (ec) break;
     }
+    disarm();
   }
 
   asio::awaitable<Status> send_file_body(int fd, std::uint64_t offset, std::uint64_t length) {
-    auto& socket = stream_.socket();
-    stream_.expires_never();
-    socket.native_non_blocking(true);
+    auto& socket = socket_;
     while (length > 0) {
       auto file_offset = static_cast<off_t>(offset);
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(length, 1U << 30));
@@ -283,15 +324,57 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   }
 
   asio::awaitable<bool> wait_writable() {
-    asio::steady_timer timer(stream_.get_executor());
-    timer.expires_after(server_->limits.io_timeout);
-    timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec) self->stream_.socket().cancel();
-    });
-    auto [ec] = co_await stream_.socket().async_wait(tcp::socket::wait_write, kAwait);
-    timer.cancel();
+    arm(server_->limits.io_timeout);
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_write, kAwait);
+    disarm();
     co_return !ec;
   }
+
+  // Reads until the parser has a whole header. Fails with end_of_stream when
+  // the client closes between requests, timeout when `timeout` passes.
+  asio::awaitable<boost::system::error_code> read_header(std::chrono::seconds timeout) {
+    for (;;) {
+      boost::system::error_code ec;
+      if (buffer_.size() > 0) {
+        buffer_.consume(parser_->put(buffer_.data(), ec));
+        if (!ec && parser_->is_header_done()) co_return ec;
+        if (ec && ec != bhttp::error::need_more) co_return ec;
+      }
+      arm(timeout);
+      auto [read_ec, n] =
+          co_await socket_.async_read_some(buffer_.prepare(kHeaderReadBytes), kAwait);
+      disarm();
+      if (timed_out_) co_return beast::error::timeout;
+      if (read_ec == asio::error::eof) {
+        if (buffer_.size() == 0) co_return bhttp::error::end_of_stream;
+        co_return bhttp::error::partial_message;
+      }
+      if (read_ec) co_return read_ec;
+      buffer_.commit(n);
+    }
+  }
+
+  // Writes all of `bytes`. Small answers nearly always fit the socket's
+  // buffer, so the write is tried at once, which saves a trip through the
+  // scheduler; only the rest, if any, is awaited.
+  asio::awaitable<boost::system::error_code> write_all(asio::const_buffer bytes) {
+    boost::system::error_code ec;
+    const std::size_t written = socket_.write_some(bytes, ec);
+    if (!ec && written == bytes.size()) co_return ec;
+    if (ec && ec != asio::error::would_block) co_return ec;
+    bytes += written;
+    arm(server_->limits.io_timeout);
+    auto [write_ec, n] = co_await asio::async_write(socket_, bytes, kAwait);
+    disarm();
+    co_return timed_out_ ? beast::error::timeout : write_ec;
+  }
+
+  // The deadline of the I/O operation about to start; the sweep closes the
+  // connection if it is still pending then.
+  void arm(std::chrono::seconds timeout) {
+    deadline_.store(now_ticks() + Clock::duration(timeout).count(), std::memory_order_relaxed);
+  }
+  void disarm() { deadline_.store(kNoDeadline, std::memory_order_relaxed); }
 
   asio::awaitable<void> answer_unparsable(const boost::system::error_code& ec) {
     const bool too_large = ec == bhttp::error::header_limit;
@@ -299,12 +382,15 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         too_large ? HttpStatus::request_header_fields_too_large : HttpStatus::bad_request,
         too_large ? "request header is too large" : "malformed HTTP request: " + ec.message());
     response.keep_alive(false);
-    stream_.expires_after(server_->limits.io_timeout);
-    co_await bhttp::async_write(stream_, response, kAwait);
+    out_.clear();
+    serialize_response(response, true, out_);
+    co_await write_all(asio::buffer(out_));
   }
 
   std::shared_ptr<HttpServer::State> server_;
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
+  std::atomic<Clock::rep> deadline_{kNoDeadline};
+  bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
   std::unique_ptr<char[]> chunk_;
@@ -317,8 +403,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
 
 asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
   for (;;) {
-    auto strand = asio::make_strand(state->io);
-    auto [ec, socket] = co_await state->acceptor.async_accept(strand, kAwait);
+    auto& context = *state->contexts[state->next_context];
+    state->next_context = (state->next_context + 1) % state->contexts.size();
+    auto [ec, socket] = co_await state->acceptor.async_accept(context, kAwait);
     if (ec) {
       if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) break;
       // Out of descriptors or memory: pause instead of spinning.
@@ -327,22 +414,43 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
       co_await pause.async_wait(kAwait);
       continue;
     }
-    boost::system::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(std::move(socket), state);
     {
       std::lock_guard lock(state->mutex);
       state->sessions.emplace(session.get(), session);
     }
     if (state->stopping) session->close_if_idle();
-    asio::co_spawn(strand, session->run(), asio::detached);
+    auto executor = session->executor();
+    asio::co_spawn(executor, Session::serve(std::move(session)), asio::detached);
+  }
+}
+
+// Closes the connections whose pending I/O has passed its deadline, once a
+// second, until the server has stopped and its last connection is gone.
+asio::awaitable<void> sweep_loop(std::shared_ptr<HttpServer::State> state) {
+  std::vector<std::shared_ptr<Session>> overdue;
+  for (;;) {
+    state->sweep_timer.expires_after(kSweepInterval);
+    co_await state->sweep_timer.async_wait(kAwait);
+    const auto now = now_ticks();
+    {
+      std::lock_guard lock(state->mutex);
+      if (state->stopping && state->sessions.empty()) break;
+      for (const auto& [raw, weak] : state->sessions) {
+        if (!raw->overdue(now)) continue;
+        if (auto session = weak.lock()) overdue.push_back(std::move(session));
+      }
+    }
+    for (const auto& session : overdue) session->expire();
+    overdue.clear();
   }
 }
 
 }  // namespace
 
-HttpServer::HttpServer(asio::io_context& io, const Router& router, ServerLimits limits)
-    : state_(std::make_shared<State>(io, router, limits)) {}
+HttpServer::HttpServer(std::vector<asio::io_context*> contexts, const Router& router,
+                       ServerLimits limits)
+    : state_(std::make_shared<State>(std::move(contexts), router, limits)) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -369,6 +477,7 @@ Result<tcp::endpoint> HttpServer::listen(const std::string& address, std::uint16
 
 void HttpServer::start() {
   asio::co_spawn(state_->acceptor.get_executor(), accept_loop(state_), asio::detached);
+  asio::co_spawn(state_->sweep_timer.get_executor(), sweep_loop(state_), asio::detached);
 }
 
 void HttpServer::stop() {
@@ -376,6 +485,8 @@ void HttpServer::stop() {
   asio::post(state_->acceptor.get_executor(), [state = state_] {
     boost::system::error_code ignored;
     state->acceptor.close(ignored);
+    // Ends the sweep at once when no connection is left.
+    state->sweep_timer.cancel();
   });
   std::vector<std::shared_ptr<Session>> live;
   {

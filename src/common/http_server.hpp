@@ -2,9 +2,11 @@
 // and sessions that own a socket, its buffer and its parsers, read requests,
 // hand them to the router's handlers and write the answers.
 //
-// Sessions are coroutines on their own strand, so a handler never runs
-// concurrently with another on the same connection; handlers of different
-// connections run in parallel on the io_context's threads.
+// Each connection is a coroutine on one io_context (one thread), so a handler
+// never runs concurrently with another on the same connection; connections
+// are spread over the io_contexts given, so handlers of different
+// connections run in parallel. Timeouts are deadlines a sweep checks once a
+// second, so no timer is armed or cancelled per read or write.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -16,6 +18,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/router.hpp"
 
@@ -63,8 +66,11 @@ struct ServerLimits {
 
 class HttpServer {
  public:
-  // `router` must outlive the server. Thread-safe after listen().
-  HttpServer(asio::io_context& io, const Router& router, ServerLimits limits = {});
+  // `router` and the io_contexts must outlive the server; there must be at
+  // least one. The listener runs on the first; connections are handed to
+  // each in turn. Thread-safe after listen().
+  HttpServer(std::vector<asio::io_context*> contexts, const Router& router,
+             ServerLimits limits = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

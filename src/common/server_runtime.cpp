@@ -1,20 +1,34 @@
 #include "common/server_runtime.hpp"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace kalavara {
 
-ServerRuntime::ServerRuntime(unsigned threads)
-    : threads_(threads == 0 ? 1 : threads), io_(static_cast<int>(threads_)) {
+ServerRuntime::ServerRuntime(unsigned threads) {
+  const unsigned count = threads == 0 ? 1 : threads;
+  // Concurrency hint 1: each io_context is run by one thread (others may
+  // still post to it, e.g. the blocking pools resuming a coroutine).
+  for (unsigned i = 0; i < count; ++i) {
+    contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+  }
   // A peer that closes while we write must be an error on that connection,
   // not the death of the daemon: sendfile(2), unlike Asio's sends, has no
   // MSG_NOSIGNAL.
   std::signal(SIGPIPE, SIG_IGN);
+}
+
+std::vector<boost::asio::io_context*> ServerRuntime::contexts() const {
+  std::vector<boost::asio::io_context*> all;
+  all.reserve(contexts_.size());
+  for (const auto& context : contexts_) all.push_back(context.get());
+  return all;
 }
 
 void ServerRuntime::on_stop(std::function<void()> hook) { stop_hooks_.push_back(std::move(hook)); }
@@ -25,17 +39,26 @@ unsigned default_thread_count() {
 }
 
 int ServerRuntime::run(std::chrono::seconds grace) {
+  using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   std::mutex mutex;
   std::condition_variable stopped_cv;
   bool signalled = false;
   bool finished = false;
   bool timed_out = false;
 
-  boost::asio::signal_set signals(io_, SIGINT, SIGTERM);
+  // The other threads' loops may have nothing to do until a connection
+  // comes; they are kept running until the stop signal.
+  std::vector<std::optional<Guard>> keep_running;
+  for (std::size_t i = 1; i < contexts_.size(); ++i) {
+    keep_running.emplace_back(contexts_[i]->get_executor());
+  }
+
+  boost::asio::signal_set signals(io(), SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
     spdlog::info("received signal {}, finishing in-flight requests", signal_number);
     for (auto& hook : stop_hooks_) hook();
+    for (auto& guard : keep_running) guard.reset();
     std::lock_guard lock(mutex);
     signalled = true;
     stopped_cv.notify_all();
@@ -49,13 +72,15 @@ int ServerRuntime::run(std::chrono::seconds grace) {
     if (finished) return;
     if (!stopped_cv.wait_for(lock, grace, [&] { return finished; })) {
       timed_out = true;
-      io_.stop();
+      for (auto& context : contexts_) context->stop();
     }
   });
 
   std::vector<std::thread> workers;
-  for (unsigned i = 1; i < threads_; ++i) workers.emplace_back([this] { io_.run(); });
-  io_.run();
+  for (std::size_t i = 1; i < contexts_.size(); ++i) {
+    workers.emplace_back([context = contexts_[i].get()] { context->run(); });
+  }
+  io().run();
   for (auto& worker : workers) worker.join();
   {
     std::lock_guard lock(mutex);

@@ -1,13 +1,19 @@
-// Runs a daemon's io_context on N threads until SIGINT or SIGTERM, then shuts
-// down gracefully: stop hooks run (stop accepting, cancel background work),
+// Runs a daemon's event loops until SIGINT or SIGTERM, then shuts down
+// gracefully: stop hooks run (stop accepting, cancel background work),
 // in-flight requests finish, and run() returns once nothing is left or the
 // grace period has passed.
+//
+// There is one io_context per thread, as nginx has one event loop per worker:
+// a connection lives on one of them from accept to close, so its handlers
+// never run concurrently and need no strand, and no two threads contend for
+// one scheduler queue.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace kalavara {
@@ -18,9 +24,15 @@ class ServerRuntime {
   ServerRuntime(const ServerRuntime&) = delete;
   ServerRuntime& operator=(const ServerRuntime&) = delete;
 
-  boost::asio::io_context& io() { return io_; }
+  // The first thread's io_context: signals and background work (health
+  // checks, registration) run here, and so does the listener.
+  boost::asio::io_context& io() { return *contexts_.front(); }
 
-  // Registers `hook` to run, on an io thread, when a stop signal arrives.
+  // Every thread's io_context, io() first; the server spreads connections
+  // over them.
+  std::vector<boost::asio::io_context*> contexts() const;
+
+  // Registers `hook` to run, on io()'s thread, when a stop signal arrives.
   void on_stop(std::function<void()> hook);
 
   // Blocks until shut down. Returns 0 after a clean stop, 1 when the grace
@@ -28,8 +40,7 @@ class ServerRuntime {
   int run(std::chrono::seconds grace = std::chrono::seconds(20));
 
  private:
-  unsigned threads_;
-  boost::asio::io_context io_;
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<std::function<void()>> stop_hooks_;
 };
 
