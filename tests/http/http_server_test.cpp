@@ -1,0 +1,214 @@
+// The shared HTTP server in-process, over loopback sockets: how connections
+// are spread over io_contexts and how its timeouts behave. The daemons'
+// behaviour over HTTP is covered by the integration tests.
+#include "common/http_server.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kalavara::http {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::string this_thread_name() {
+  std::ostringstream out;
+  out << std::this_thread::get_id();
+  return out.str();
+}
+
+asio::awaitable<std::optional<Response>> answer_with_thread(Exchange&) {
+  co_return text_response(HttpStatus::ok, this_thread_name());
+}
+
+// Answers after `delay`: a handler that works longer than the I/O timeout.
+asio::awaitable<std::optional<Response>> answer_slowly(Exchange&) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, 2500ms);
+  co_await timer.async_wait(asio::use_awaitable);
+  co_return text_response(HttpStatus::ok, "slow");
+}
+
+// A server on two io_contexts, each run by its own thread, with 1 s timeouts.
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.add("/thread", Router::Match::kExact, {Verb::get}, answer_with_thread);
+    router_.add("/slow", Router::Match::kExact, {Verb::get}, answer_slowly);
+    ServerLimits limits;
+    limits.io_timeout = 1s;
+    limits.idle_timeout = 1s;
+    server_ = std::make_unique<HttpServer>(std::vector<asio::io_context*>{&first_, &second_},
+                                           router_, limits);
+    auto endpoint = server_->listen("127.0.0.1", 0);
+    ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
+    port_ = endpoint->port();
+    server_->start();
+    threads_.emplace_back([this] { first_.run(); });
+    threads_.emplace_back([this] { second_.run(); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop();
+    guards_.clear();
+    // Connections still open are closed by stop(); bound the wait anyway.
+    const auto deadline = Clock::now() + 10s;
+    while ((!first_.stopped() || !second_.stopped()) && Clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    first_.stop();
+    second_.stop();
+    for (auto& thread : threads_) thread.join();
+  }
+
+  // A connected socket with a 10 s receive timeout, or -1.
+  int connect_client() const {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port_);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval timeout{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
+  static bool send_all(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  // Reads one response with a Content-Length body; "" when the connection
+  // closed or the 10 s receive timeout passed first.
+  static std::string read_response(int fd) {
+    std::string data;
+    char chunk[4096];
+    for (;;) {
+      const auto end = data.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        const auto at = data.find("Content-Length: ");
+        const std::size_t length = at == std::string::npos ? 0 : std::stoul(data.substr(at + 16));
+        if (data.size() >= end + 4 + length) return data.substr(0, end + 4 + length);
+      }
+      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) return "";
+      data.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+  // Waits (at most the 10 s receive timeout) for the server to close `fd`.
+  static bool closed_by_server(int fd) {
+    char byte;
+    const ssize_t n = ::recv(fd, &byte, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+  static std::string body_of(const std::string& response) {
+    auto body = response.substr(response.find("\r\n\r\n") + 4);
+    while (!body.empty() && body.back() == '\n') body.pop_back();
+    return body;
+  }
+
+  asio::io_context first_{1};
+  asio::io_context second_{1};
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_{
+      asio::make_work_guard(first_), asio::make_work_guard(second_)};
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+  std::uint16_t port_ = 0;
+  std::vector<std::thread> threads_;
+};
+
+constexpr std::string_view kGetThread = "GET /thread HTTP/1.1\r\nHost: t\r\n\r\n";
+
+TEST_F(HttpServerTest, ConnectionsAreSpreadOverTheIoContexts) {
+  std::set<std::string> threads;
+  std::vector<int> clients;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = connect_client();
+    ASSERT_GE(fd, 0);
+    clients.push_back(fd);
+    ASSERT_TRUE(send_all(fd, kGetThread));
+    const auto response = read_response(fd);
+    ASSERT_TRUE(response.starts_with("HTTP/1.1 200")) << response;
+    threads.insert(body_of(response));
+  }
+  // A connection stays on its thread: a second request gets the same one.
+  ASSERT_TRUE(send_all(clients[0], kGetThread));
+  const auto again = read_response(clients[0]);
+  for (const int fd : clients) ::close(fd);
+  EXPECT_EQ(threads.size(), 2U);
+  EXPECT_TRUE(threads.contains(body_of(again)));
+}
+
+TEST_F(HttpServerTest, AnIncompleteHeaderIsCutOffAfterTheTimeout) {
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  const auto start = Clock::now();
+  ASSERT_TRUE(send_all(fd, "GET /thread HTTP/1.1\r\nHo"));
+  EXPECT_TRUE(closed_by_server(fd));
+  // Not at once: the client had its 1 s.
+  EXPECT_GE(Clock::now() - start, 900ms);
+  ::close(fd);
+}
+
+TEST_F(HttpServerTest, AnIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, kGetThread));
+  ASSERT_TRUE(read_response(fd).starts_with("HTTP/1.1 200"));
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+}
+
+TEST_F(HttpServerTest, AHandlerMayTakeLongerThanTheIoTimeout) {
+  // The timeout bounds waiting for the client, not the handler's own work.
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
+  const auto response = read_response(fd);
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response;
+  EXPECT_EQ(body_of(response), "slow");
+  ::close(fd);
+}
+
+TEST_F(HttpServerTest, AConnectionInUseIsKeptPastTheTimeout) {
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  const auto until = Clock::now() + 2500ms;
+  int answered = 0;
+  while (Clock::now() < until && answered < 100) {
+    ASSERT_TRUE(send_all(fd, kGetThread));
+    ASSERT_TRUE(read_response(fd).starts_with("HTTP/1.1 200")) << "after " << answered;
+    ++answered;
+    std::this_thread::sleep_for(200ms);  // paces the client; not a readiness wait
+  }
+  EXPECT_GE(answered, 5);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace kalavara::http
