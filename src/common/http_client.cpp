@@ -1,5 +1,7 @@
 #include "common/http_client.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -12,6 +14,11 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cerrno>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <vector>
 
 namespace kalavara::http {
 namespace {
@@ -23,10 +30,83 @@ constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 // that is not a kalavara daemon.
 constexpr std::uint64_t kMaxResponseBody = 1024 * 1024;
 
+// A kept-alive connection idle longer than this is closed rather than
+// reused: well inside the server's own idle timeout, so the server is not
+// about to close it as we send.
+constexpr auto kMaxIdle = std::chrono::seconds(5);
+// Idle connections kept per server and io_context; more are closed.
+constexpr std::size_t kMaxIdlePerServer = 64;
+
 Error unreachable(const BaseUrl& server, std::string_view what,
                   const boost::system::error_code& ec) {
   return Error{503, server.text + " unreachable (" + std::string(what) + ": " + ec.message() + ")"};
 }
+
+Error no_answer(const BaseUrl& server, const boost::system::error_code& ec) {
+  return Error{504, server.text + " did not answer (" + ec.message() + ")"};
+}
+
+// The idle kept-alive connections of one io_context, by server. An Asio
+// service, so the sockets are closed with the io_context they belong to.
+// Only the io_context's own thread uses it; the mutex is for safety, never
+// contended.
+class IdleConnections final : public asio::execution_context::service {
+ public:
+  static asio::execution_context::id id;
+
+  explicit IdleConnections(asio::execution_context& context) : service(context) {}
+
+  static IdleConnections& of(const asio::any_io_executor& executor) {
+    return asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
+  }
+
+  // An idle connection to `server` that still looks open, if there is one.
+  std::optional<tcp::socket> take(const std::string& server) {
+    std::lock_guard lock(mutex_);
+    auto found = idle_.find(server);
+    if (found == idle_.end()) return std::nullopt;
+    auto& list = found->second;
+    const auto now = std::chrono::steady_clock::now();
+    while (!list.empty()) {
+      auto entry = std::move(list.back());
+      list.pop_back();
+      if (now - entry.since < kMaxIdle && still_open(entry.socket)) return std::move(entry.socket);
+    }
+    return std::nullopt;
+  }
+
+  void put(const std::string& server, tcp::socket socket) {
+    std::lock_guard lock(mutex_);
+    auto& list = idle_[server];
+    if (list.size() < kMaxIdlePerServer) {
+      list.push_back({std::move(socket), std::chrono::steady_clock::now()});
+    }
+  }
+
+ private:
+  struct Entry {
+    tcp::socket socket;
+    std::chrono::steady_clock::time_point since;
+  };
+
+  // An idle connection has nothing to read: readable means the server
+  // closed it (or broke protocol), so it is not reused.
+  static bool still_open(tcp::socket& socket) {
+    char byte;
+    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+
+  void shutdown() override {
+    std::lock_guard lock(mutex_);
+    idle_.clear();
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::vector<Entry>> idle_;
+};
+
+asio::execution_context::id IdleConnections::id;
 
 // Resolves `server` and connects `stream` to it, the whole within `deadline`.
 asio::awaitable<Status> connect_to(beast::tcp_stream& stream, const BaseUrl& server,
@@ -50,34 +130,55 @@ asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl&
                                                      std::string target, std::string body,
                                                      std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  beast::tcp_stream stream(co_await asio::this_coro::executor);
-  if (auto connected = co_await connect_to(stream, server, deadline); !connected) {
-    co_return connected.error();
-  }
+  const auto executor = co_await asio::this_coro::executor;
+  auto& idle = IdleConnections::of(executor);
 
   bhttp::request<bhttp::string_body> request{method, target, 11};
   request.set(Field::host, server.host + ":" + std::to_string(server.port));
   request.set(Field::user_agent, "kalavara/" KALAVARA_VERSION);
-  request.keep_alive(false);
   request.body() = std::move(body);
   request.prepare_payload();
 
-  stream.expires_at(deadline);
-  auto [write_ec, written] = co_await bhttp::async_write(stream, request, kAwait);
-  if (write_ec) co_return unreachable(server, "send", write_ec);
+  // At most two attempts: a reused connection the server had closed while
+  // idle fails before any answer, and the request goes again on a new one.
+  for (int attempt = 0;; ++attempt) {
+    auto kept = attempt == 0 ? idle.take(server.text) : std::nullopt;
+    const bool reused = kept.has_value();
+    beast::tcp_stream stream(reused ? std::move(*kept) : tcp::socket(executor));
+    if (!reused) {
+      if (auto connected = co_await connect_to(stream, server, deadline); !connected) {
+        co_return connected.error();
+      }
+    }
 
-  beast::flat_buffer buffer;
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(kMaxResponseBody);
-  stream.expires_at(deadline);
-  auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, kAwait);
-  if (read_ec) co_return unreachable(server, "receive", read_ec);
+    stream.expires_at(deadline);
+    auto [write_ec, written] = co_await bhttp::async_write(stream, request, kAwait);
+    if (write_ec) {
+      if (reused) continue;
+      co_return unreachable(server, "send", write_ec);
+    }
 
-  boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  auto response = parser.release();
-  co_return ClientResponse{response.result_int(), std::move(response.body()),
-                           std::string(response[Field::etag])};
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(kMaxResponseBody);
+    stream.expires_at(deadline);
+    auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, kAwait);
+    if (read_ec) {
+      const bool closed_while_idle =
+          reused && !parser.got_some() && read_ec != beast::error::timeout;
+      if (closed_while_idle) continue;
+      co_return no_answer(server, read_ec);
+    }
+
+    const bool reusable = parser.keep_alive() && buffer.size() == 0;
+    auto response = parser.release();
+    if (reusable) {
+      stream.expires_never();
+      idle.put(server.text, stream.release_socket());
+    }
+    co_return ClientResponse{response.result_int(), std::move(response.body()),
+                             std::string(response[Field::etag])};
+  }
 }
 
 struct UploadStream::Impl {

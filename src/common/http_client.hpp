@@ -1,7 +1,10 @@
 // A small async HTTP/1.1 client for the daemons' calls to each other (a
 // volume committing to the master, the master deleting on a volume, a volume
-// registering). One connection per request: these calls are rare next to
-// client traffic. Thread-safe: every call is independent.
+// registering). Connections are kept alive and reused: every PUT commits and
+// every DELETE deletes on a volume, so a new TCP connection per call cost as
+// much as the call itself. Idle connections are kept per io_context (one
+// thread each), so a connection is only ever used by the thread it belongs
+// to. Thread-safe: every call is independent.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -24,9 +27,17 @@ struct ClientResponse {
 };
 
 // Sends `method target` with `body` to `server`, within `timeout` in all.
-// Succeeds with whatever status the server answered; fails with 503 and a
-// one-line reason when the server cannot be reached, the exchange breaks or
-// the timeout passes.
+// Succeeds with whatever status the server answered. Fails with a one-line
+// reason and
+//   503 when the request was not delivered: the server could not be reached
+//       or the connection broke while the request was being sent; the server
+//       did not act on it.
+//   504 when the request was sent but no whole answer came back (the
+//       connection broke or the timeout passed): the server may or may not
+//       have acted on it.
+// A kept-alive connection that the server closed while it was idle is not
+// an error: the request is sent again on a new connection, which is safe
+// because the server closes a connection only when it has no request on it.
 asio::awaitable<Result<ClientResponse>> send_request(
     Verb method, const BaseUrl& server, std::string target, std::string body,
     std::chrono::milliseconds timeout = std::chrono::seconds(10));

@@ -461,6 +461,12 @@ MasterService::CommitOutcome MasterService::commit_record(const std::string& key
     outcome.status = found.error();
     return outcome;
   }
+  if (*found && (*found)->version == record.version && (*found)->checksum == record.checksum) {
+    // This very write is committed already (versions are unique to a PUT):
+    // a commit sent again after its answer was lost. Answering "committed"
+    // again makes the commit idempotent, so the volume keeps its files.
+    return outcome;
+  }
   outcome.previous = std::move(*found);
   outcome.status =
       check_write_preconditions(if_match, if_none_match, current_etag(outcome.previous));

@@ -188,6 +188,16 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     }
   }
   auto reply = co_await http::send_request(Verb::post, *master, target, {});
+  if (!reply && reply.error().status == 504) {
+    // The master may have committed: the files must stay, or the index
+    // could name a version that no longer exists. If it did not commit,
+    // they are orphans no read is sent to.
+    (*writer)->keep();
+    uploads.keep();
+    co_return http::error_response(
+        {504, "the master did not answer the commit; the value may or may not be stored: " +
+                  reply.error().message});
+  }
   if (!reply) {
     co_return http::error_response({503, "value not stored: master " + reply.error().message});
   }
