@@ -1,6 +1,9 @@
 // BlobStore on a local file tree (format: blob_file.hpp). Writes stream into
 // <data-dir>/tmp (same filesystem, so the final rename is atomic), are
 // fsynced, renamed into place, and the directory is fsynced.
+//
+// Reads open files relative to the blobs folder opened once at start, so
+// the data folder must not be moved or replaced while the store is open.
 #pragma once
 
 #include <atomic>
@@ -26,10 +29,13 @@ class FileBlobStore final : public BlobStore {
   Result<Usage> usage() override;
 
  private:
-  FileBlobStore(std::filesystem::path data_dir, std::uint64_t files);
+  FileBlobStore(std::filesystem::path data_dir, UniqueFd blobs_directory, std::uint64_t files);
   // The versions of the key present here, unordered.
   std::vector<std::uint64_t> versions_of(std::string_view key) const;
   std::filesystem::path data_dir_;
+  // <data-dir>/blobs: value files are opened relative to it, so the kernel
+  // resolves three path components instead of the whole absolute path.
+  UniqueFd blobs_directory_;
   // Counted at start, then kept up to date by writers and removals.
   std::shared_ptr<std::atomic<std::int64_t>> files_;
 };
