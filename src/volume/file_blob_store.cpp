@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "common/digest.hpp"
@@ -202,21 +203,38 @@ Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::ui
     if (errno == ENOENT) return Error{404, "no such key (or not this version of it)"};
     return io_error("open", errno);
   }
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0) return io_error("stat", errno);
-  std::string head(
-      std::min<std::size_t>(static_cast<std::size_t>(info.st_size), kMaxBlobHeaderBytes), '\0');
-  const ssize_t got = ::pread(fd.get(), head.data(), head.size(), 0);
+  // open() never suspends, so one buffer per thread serves every call, and it
+  // is neither allocated nor zero-filled per read.
+  static_assert(kHeadReadBytes >= kMaxBlobHeaderBytes);
+  thread_local const auto buffer = std::make_unique_for_overwrite<char[]>(kHeadReadBytes);
+  ssize_t got = 0;
+  do {
+    got = ::pread(fd.get(), buffer.get(), kHeadReadBytes, 0);
+  } while (got < 0 && errno == EINTR);
   if (got < 0) return io_error("read", errno);
-  head.resize(static_cast<std::size_t>(got));
+  const std::string_view head(buffer.get(), static_cast<std::size_t>(got));
   auto header = decode_blob_header(head);
   if (!header) return Error{500, path_for_errors() + ": " + header.error().message};
   if (header->key != key) return Error{500, path_for_errors() + " holds another key"};
+
+  // Published files never change, so a read shorter than the buffer read
+  // the whole file; only a full buffer leaves the size unknown.
+  std::uint64_t file_size = head.size();
+  if (head.size() == kHeadReadBytes) {
+    struct stat info {};
+    if (::fstat(fd.get(), &info) != 0) return io_error("stat", errno);
+    file_size = static_cast<std::uint64_t>(info.st_size);
+  }
   OpenBlob blob;
   blob.offset = header->length;
-  blob.size = static_cast<std::uint64_t>(info.st_size) - header->length;
   blob.checksum = header->checksum;
-  blob.fd = std::move(fd);
+  if (file_size <= head.size()) {
+    blob.bytes.emplace(head.substr(header->length));
+    blob.size = blob.bytes->size();
+  } else {
+    blob.size = file_size - header->length;
+    blob.fd = std::move(fd);
+  }
   return blob;
 }
 
