@@ -65,15 +65,23 @@ Result<BlobHeader> decode_blob_header(std::string_view bytes) {
 
 std::string blob_directory(const KeyDigest& digest) {
   const auto hex = digest.hex();
-  return "blobs/" + hex.substr(0, 2) + "/" + hex.substr(2, 2);
+  return std::string(kBlobsDirectory) + "/" + hex.substr(0, 2) + "/" + hex.substr(2, 2);
 }
 
 std::string blob_relative_path(const KeyDigest& digest, std::uint64_t version) {
+  return std::string(kBlobsDirectory) + "/" + blob_path_in_blobs_directory(digest, version);
+}
+
+std::string blob_path_in_blobs_directory(const KeyDigest& digest, std::uint64_t version) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string suffix(16, '0');
-  for (int i = 15; i >= 0; --i, version >>= 4)
-    suffix[static_cast<std::size_t>(i)] = kHex[version & 0xF];
-  return blob_directory(digest) + "/" + digest.hex() + "." + suffix;
+  static constexpr std::size_t kVersionDigits = 16;
+  const auto hex = digest.hex();
+  std::string path;
+  path.reserve(6 + hex.size() + 1 + kVersionDigits);
+  path.append(hex, 0, 2).append(1, '/').append(hex, 2, 2).append(1, '/').append(hex);
+  path.append(1, '.').append(kVersionDigits, '0');
+  for (std::size_t i = path.size(); version != 0; version >>= 4) path[--i] = kHex[version & 0xF];
+  return path;
 }
 
 std::optional<std::uint64_t> blob_file_version(std::string_view file_name,

@@ -53,11 +53,17 @@ std::string encode_blob_header(std::string_view key, std::uint64_t version,
 // header). Fails with 500 ("corrupt blob header: ...") on anything else.
 Result<BlobHeader> decode_blob_header(std::string_view bytes);
 
+// The folder under the data folder that holds every value file.
+inline constexpr std::string_view kBlobsDirectory = "blobs";
+
 // "blobs/ab/cd": the folder holding every version of the key.
 std::string blob_directory(const KeyDigest& digest);
 
 // "blobs/ab/cd/abcd....0000018bcdef0123": the file of one version.
 std::string blob_relative_path(const KeyDigest& digest, std::uint64_t version);
+
+// "ab/cd/abcd....0000018bcdef0123": the same file relative to kBlobsDirectory.
+std::string blob_path_in_blobs_directory(const KeyDigest& digest, std::uint64_t version);
 
 // The version in `file_name` when it is a file of the key whose digest's hex
 // is `digest_hex`; nullopt for anything else.

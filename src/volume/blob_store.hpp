@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "common/checksum.hpp"
@@ -44,8 +45,12 @@ class BlobWriter {
   virtual void keep() = 0;
 };
 
-// An open value: read `size` bytes of `fd` from `offset`.
+// An open value, `size` bytes long. A small one comes back already read:
+// then `bytes` is set and holds the whole value (its size() == size), and
+// `fd` may still be open but need not be. Otherwise read `size` bytes of
+// `fd` from `offset`.
 struct OpenBlob {
+  std::optional<std::string> bytes;  // when set, the whole value; fd may still be open
   UniqueFd fd;
   std::uint64_t offset = 0;
   std::uint64_t size = 0;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "common/digest.hpp"
@@ -130,13 +131,14 @@ class FileBlobWriter final : public BlobWriter {
 
 }  // namespace
 
-FileBlobStore::FileBlobStore(fs::path data_dir, std::uint64_t files)
+FileBlobStore::FileBlobStore(fs::path data_dir, UniqueFd blobs_directory, std::uint64_t files)
     : data_dir_(std::move(data_dir)),
+      blobs_directory_(std::move(blobs_directory)),
       files_(std::make_shared<std::atomic<std::int64_t>>(static_cast<std::int64_t>(files))) {}
 
 Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& data_dir) {
   std::error_code ec;
-  fs::create_directories(data_dir / "blobs", ec);
+  fs::create_directories(data_dir / kBlobsDirectory, ec);
   if (!ec) fs::create_directories(data_dir / "tmp", ec);
   if (ec) return Error{500, "cannot prepare " + data_dir.string() + ": " + ec.message()};
   // Temp files are uploads that never completed: no one will finish them.
@@ -146,13 +148,19 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& da
   }
   if (ec) return Error{500, "cannot list " + (data_dir / "tmp").string() + ": " + ec.message()};
   std::uint64_t files = 0;
-  for (auto it = fs::recursive_directory_iterator(data_dir / "blobs", ec);
+  for (auto it = fs::recursive_directory_iterator(data_dir / kBlobsDirectory, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_regular_file(ec)) ++files;
   }
   if (ec)
     return Error{500, "cannot count the values in " + data_dir.string() + ": " + ec.message()};
-  return std::unique_ptr<FileBlobStore>(new FileBlobStore(data_dir, files));
+  const auto blobs = data_dir / kBlobsDirectory;
+  UniqueFd blobs_directory(::open(blobs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!blobs_directory.valid()) {
+    return Error{500, "cannot open " + blobs.string() + ": " + std::strerror(errno)};
+  }
+  return std::unique_ptr<FileBlobStore>(
+      new FileBlobStore(data_dir, std::move(blobs_directory), files));
 }
 
 Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view key,
@@ -165,7 +173,7 @@ Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view 
     return status.error();
   }
   return std::unique_ptr<BlobWriter>(std::make_unique<FileBlobWriter>(
-      std::move(fd), temp_path, data_dir_ / "blobs",
+      std::move(fd), temp_path, data_dir_ / kBlobsDirectory,
       data_dir_ / blob_relative_path(digest_of(key), version), files_));
 }
 
@@ -188,27 +196,45 @@ Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::ui
     if (versions.empty()) return Error{404, "no such key"};
     version = *std::max_element(versions.begin(), versions.end());
   }
-  const auto path = data_dir_ / blob_relative_path(digest_of(key), *version);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  const auto relative = blob_path_in_blobs_directory(digest_of(key), *version);
+  const auto path_for_errors = [&] { return (data_dir_ / kBlobsDirectory / relative).string(); };
+  UniqueFd fd(::openat(blobs_directory_.get(), relative.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
     if (errno == ENOENT) return Error{404, "no such key (or not this version of it)"};
     return io_error("open", errno);
   }
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0) return io_error("stat", errno);
-  std::string head(
-      std::min<std::size_t>(static_cast<std::size_t>(info.st_size), kMaxBlobHeaderBytes), '\0');
-  const ssize_t got = ::pread(fd.get(), head.data(), head.size(), 0);
+  // open() never suspends, so one buffer per thread serves every call, and it
+  // is neither allocated nor zero-filled per read.
+  static_assert(kHeadReadBytes >= kMaxBlobHeaderBytes);
+  thread_local const auto buffer = std::make_unique_for_overwrite<char[]>(kHeadReadBytes);
+  ssize_t got = 0;
+  do {
+    got = ::pread(fd.get(), buffer.get(), kHeadReadBytes, 0);
+  } while (got < 0 && errno == EINTR);
   if (got < 0) return io_error("read", errno);
-  head.resize(static_cast<std::size_t>(got));
+  const std::string_view head(buffer.get(), static_cast<std::size_t>(got));
   auto header = decode_blob_header(head);
-  if (!header) return Error{500, path.string() + ": " + header.error().message};
-  if (header->key != key) return Error{500, path.string() + " holds another key"};
+  if (!header) return Error{500, path_for_errors() + ": " + header.error().message};
+  if (header->key != key) return Error{500, path_for_errors() + " holds another key"};
+
+  // Published files never change, so a read shorter than the buffer read
+  // the whole file; only a full buffer leaves the size unknown.
+  std::uint64_t file_size = head.size();
+  if (head.size() == kHeadReadBytes) {
+    struct stat info {};
+    if (::fstat(fd.get(), &info) != 0) return io_error("stat", errno);
+    file_size = static_cast<std::uint64_t>(info.st_size);
+  }
   OpenBlob blob;
   blob.offset = header->length;
-  blob.size = static_cast<std::uint64_t>(info.st_size) - header->length;
   blob.checksum = header->checksum;
-  blob.fd = std::move(fd);
+  if (file_size <= head.size()) {
+    blob.bytes.emplace(head.substr(header->length));
+    blob.size = blob.bytes->size();
+  } else {
+    blob.size = file_size - header->length;
+    blob.fd = std::move(fd);
+  }
   return blob;
 }
 

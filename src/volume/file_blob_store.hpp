@@ -1,9 +1,13 @@
 // BlobStore on a local file tree (format: blob_file.hpp). Writes stream into
 // <data-dir>/tmp (same filesystem, so the final rename is atomic), are
 // fsynced, renamed into place, and the directory is fsynced.
+//
+// Reads open files relative to the blobs folder opened once at start, so
+// the data folder must not be moved or replaced while the store is open.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -18,6 +22,15 @@ class FileBlobStore final : public BlobStore {
   // by a crash. Fails with 500 when the folder cannot be prepared.
   static Result<std::unique_ptr<FileBlobStore>> open_at(const std::filesystem::path& data_dir);
 
+  // open() reads this many bytes from the start of a value's file in one
+  // pread: the header and, when the file is no longer, the whole value,
+  // which then comes back in OpenBlob::bytes with no fstat and no fd to keep.
+  // 64 KiB holds the largest header (kMaxBlobHeaderBytes) many times over and
+  // the small values that dominate request counts, while a value past it is
+  // large enough that sendfile's extra syscalls cost little next to the
+  // transfer. The buffer is per thread, so it is never allocated per read.
+  static constexpr std::size_t kHeadReadBytes = 64 * 1024;
+
   Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key,
                                                   std::uint64_t version) override;
   Result<OpenBlob> open(std::string_view key, std::optional<std::uint64_t> version) override;
@@ -26,10 +39,13 @@ class FileBlobStore final : public BlobStore {
   Result<Usage> usage() override;
 
  private:
-  FileBlobStore(std::filesystem::path data_dir, std::uint64_t files);
+  FileBlobStore(std::filesystem::path data_dir, UniqueFd blobs_directory, std::uint64_t files);
   // The versions of the key present here, unordered.
   std::vector<std::uint64_t> versions_of(std::string_view key) const;
   std::filesystem::path data_dir_;
+  // <data-dir>/blobs: value files are opened relative to it, so the kernel
+  // resolves three path components instead of the whole absolute path.
+  UniqueFd blobs_directory_;
   // Counted at start, then kept up to date by writers and removals.
   std::shared_ptr<std::atomic<std::int64_t>> files_;
 };

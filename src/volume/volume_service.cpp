@@ -255,17 +255,32 @@ VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
   const bool partial = range.kind == RangeDecision::Kind::kPartial;
   const std::uint64_t first = partial ? range.first : 0;
   const std::uint64_t length = partial ? range.last - range.first + 1 : blob->size;
-  Response header{partial ? HttpStatus::partial_content : HttpStatus::ok, 11};
-  header.set(Field::content_type, "application/octet-stream");
-  header.set(Field::accept_ranges, "bytes");
-  if (!etag.empty()) header.set(Field::etag, etag);
+  Response response{partial ? HttpStatus::partial_content : HttpStatus::ok, 11};
+  response.set(Field::content_type, "application/octet-stream");
+  response.set(Field::accept_ranges, "bytes");
+  if (!etag.empty()) response.set(Field::etag, etag);
   if (partial) {
-    header.set(Field::content_range, "bytes " + std::to_string(range.first) + "-" +
-                                         std::to_string(range.last) + "/" + size);
+    response.set(Field::content_range, "bytes " + std::to_string(range.first) + "-" +
+                                           std::to_string(range.last) + "/" + size);
   }
-  header.content_length(length);
-  co_await exchange.send_file(std::move(header), blob->fd.get(), blob->offset + first, length);
-  co_return std::nullopt;
+  // Set, not derived from the body: a HEAD answer carries no body but the
+  // Content-Length a GET would have.
+  response.content_length(length);
+  if (!blob->bytes) {
+    co_await exchange.send_file(std::move(response), blob->fd.get(), blob->offset + first, length);
+    co_return std::nullopt;
+  }
+  // A small value was read whole with the header: the server sends it in the
+  // same write as the response header, with no further syscall on the file.
+  if (request.method() != Verb::head) {
+    auto& bytes = *blob->bytes;
+    if (partial) {
+      bytes.resize(first + length);
+      bytes.erase(0, first);
+    }
+    response.body() = std::move(bytes);
+  }
+  co_return response;
 }
 
 VolumeService::Reply VolumeService::erase(http::Exchange& exchange) {

@@ -7,8 +7,10 @@
 //                                     If-Match / If-None-Match); 201 with the ETag
 //   GET    /store/{key}[?version=V], HEAD
 //                                     200 with the exact bytes of version V (the
-//                                     newest without it) by sendfile, ETag,
-//                                     Range (206/416), If-None-Match (304); 404
+//                                     newest without it), ETag, Range (206/416),
+//                                     If-None-Match (304); 404. A small value is
+//                                     sent in one write with the header, a large
+//                                     one by sendfile
 //   DELETE /store/{key}[?upto=V]      removes versions up to V (all without it);
 //                                     204; 404
 //   GET    /healthz                   200

@@ -953,6 +953,72 @@ TEST(HttpResourceRange, EmptyValueHasNoSatisfiableRange) {
   EXPECT_EQ(plain.header("Content-Length").value_or("missing"), "0") << plain.summary();
 }
 
+// The volume reads a file's first 64 KiB in one go and answers from memory
+// when that was the whole file (header: 40 bytes + the key), by sendfile
+// otherwise: both ways give the same answers, on either side of the limit.
+TEST(HttpResourceRange, SmallAndLargeValuesAnswerAlike) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  ASSERT_TRUE(cluster.start(1));
+  const uint16_t mport = cluster.master_port();
+  const auto s = [](std::size_t v) { return std::to_string(v); };
+  const std::string key = "sized/value";
+  const std::size_t whole_read = 64 * kKiB - (40 + key.size());
+  for (const std::size_t n : {std::size_t{1}, 4 * kKiB, whole_read, whole_read + 1, 200 * kKiB}) {
+    SCOPED_TRACE(s(n) + " bytes");
+    const std::string value = random_bytes(n);
+    const auto put = put_via_master(mport, "/store/" + key, value);
+    ASSERT_EQ(put.second.status, 201) << put.describe();
+    const std::string etag = put.second.header("ETag").value_or("missing");
+    const auto loc = volume_location(mport, "/store/" + key);
+    ASSERT_TRUE(loc.has_value());
+
+    // One keep-alive connection: a HEAD that sent body bytes would break
+    // the next answer on it.
+    HttpConnection conn;
+    ASSERT_EQ(conn.connect(loc->port), "");
+    const auto get = conn.request({"GET", loc->target, {}, {}});
+    EXPECT_TRUE(is_whole(get, value, etag));
+    EXPECT_EQ(get.header("Content-Type").value_or("missing"), "application/octet-stream");
+    EXPECT_EQ(get.header("Content-Length").value_or("missing"), s(n)) << get.summary();
+    const auto head = conn.request({"HEAD", loc->target, {}, {}});
+    ASSERT_EQ(head.status, 200) << head.summary();
+    EXPECT_EQ(head.header("Content-Length").value_or("missing"), s(n)) << head.summary();
+    EXPECT_EQ(head.header("ETag").value_or("missing"), etag) << head.summary();
+    EXPECT_EQ(head.header("Accept-Ranges").value_or("missing"), "bytes") << head.summary();
+    const std::size_t first = n / 3;
+    const std::size_t last = n - 1 - n / 4;
+    const std::string range = "bytes=" + s(first) + "-" + s(last);
+    const auto head_range = conn.request({"HEAD", loc->target, {}, {{"Range", range}}});
+    ASSERT_EQ(head_range.status, 206) << head_range.summary();
+    EXPECT_EQ(head_range.header("Content-Length").value_or("missing"), s(last - first + 1))
+        << head_range.summary();
+    EXPECT_EQ(head_range.header("Content-Range").value_or("missing"),
+              "bytes " + s(first) + "-" + s(last) + "/" + s(n))
+        << head_range.summary();
+    const auto partial = conn.request({"GET", loc->target, {}, {{"Range", range}}});
+    EXPECT_TRUE(is_partial(partial, value, first, last, etag));
+    const auto suffix = conn.request({"GET", loc->target, {}, {{"Range", "bytes=-7"}}});
+    EXPECT_TRUE(is_partial(suffix, value, n > 7 ? n - 7 : 0, n - 1, etag));
+    const auto tail =
+        conn.request({"GET", loc->target, {}, {{"Range", "bytes=" + s(n - 1) + "-"}}});
+    EXPECT_TRUE(is_partial(tail, value, n - 1, n - 1, etag));
+    const auto past = conn.request({"GET", loc->target, {}, {{"Range", "bytes=" + s(n) + "-"}}});
+    EXPECT_TRUE(is_unsatisfiable(past, n));
+    const auto stale_range =
+        conn.request({"GET",
+                      loc->target,
+                      {},
+                      {{"Range", range}, {"If-Range", "\"" + std::string(32, '0') + "\""}}});
+    EXPECT_TRUE(is_whole(stale_range, value, etag));
+    const auto cached = conn.request({"GET", loc->target, {}, {{"If-None-Match", etag}}});
+    EXPECT_EQ(cached.status, 304) << cached.summary();
+    EXPECT_EQ(cached.body, "");
+    const auto again = conn.request({"GET", loc->target, {}, {}, false});
+    EXPECT_TRUE(is_whole(again, value, etag));
+  }
+}
+
 // Clients go through the master: its 302 keeps their Range, If-Range headers.
 TEST(HttpResourceRange, RangesThroughTheMasterWithCurlAndRawClient) {
   TempDir tmp;

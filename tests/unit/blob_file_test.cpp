@@ -69,6 +69,18 @@ TEST(BlobPath, IsTwoHexLevelsThenTheDigestAndVersion) {
   EXPECT_EQ(blob_relative_path(digest_of("../../etc/passwd"), 1).find(".."), std::string::npos);
 }
 
+TEST(BlobPath, InTheBlobsFolderIsTheSamePathWithoutIt) {
+  const auto digest = digest_of("key");
+  const auto hex = digest.hex();
+  const auto directory = hex.substr(0, 2) + "/" + hex.substr(2, 2);
+  EXPECT_EQ(blob_path_in_blobs_directory(digest, 0), directory + "/" + hex + ".0000000000000000");
+  EXPECT_EQ(blob_path_in_blobs_directory(digest, ~0ULL),
+            directory + "/" + hex + ".ffffffffffffffff");
+  EXPECT_EQ(
+      std::string(kBlobsDirectory) + "/" + blob_path_in_blobs_directory(digest, 0x18bcdef0123),
+      blob_relative_path(digest, 0x18bcdef0123));
+}
+
 TEST(BlobPath, FileNamesGiveBackTheirVersion) {
   const auto digest = digest_of("key");
   const auto hex = digest.hex();

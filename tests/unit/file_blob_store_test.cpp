@@ -1,0 +1,213 @@
+#include "volume/file_blob_store.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "volume/blob_file.hpp"
+
+namespace kalavara {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh data folder, removed at the end of the test.
+class DataDir {
+ public:
+  DataDir() {
+    std::string pattern = (fs::temp_directory_path() / "kalavara-blob-store-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~DataDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  DataDir(const DataDir&) = delete;
+  DataDir& operator=(const DataDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string random_bytes(std::size_t n) {
+  static std::mt19937_64 generator{42};
+  std::string bytes(n, '\0');
+  for (auto& c : bytes) c = static_cast<char>(generator());
+  return bytes;
+}
+
+Checksum checksum_of(std::string_view bytes) {
+  ValueHasher hasher;
+  hasher.update(bytes);
+  return hasher.finish();
+}
+
+// Writes, publishes and keeps `value` as `version` of `key`.
+void store(FileBlobStore& blobs, std::string_view key, std::uint64_t version,
+           std::string_view value) {
+  auto writer = blobs.begin_write(key, version);
+  ASSERT_TRUE(writer.ok()) << writer.error().message;
+  ASSERT_TRUE((*writer)->append(value).ok());
+  auto written = (*writer)->sync();
+  ASSERT_TRUE(written.ok()) << written.error().message;
+  EXPECT_EQ(written->size, value.size());
+  ASSERT_TRUE((*writer)->publish().ok());
+  (*writer)->keep();
+}
+
+std::string read_at(int fd, std::uint64_t offset, std::uint64_t size) {
+  std::string bytes(size, '\0');
+  const ssize_t got = ::pread(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+  bytes.resize(got < 0 ? 0 : static_cast<std::size_t>(got));
+  return bytes;
+}
+
+// The value size at which the file is exactly one head read long.
+std::size_t fits_exactly(std::string_view key) {
+  return FileBlobStore::kHeadReadBytes - (kBlobFixedHeaderBytes + key.size());
+}
+
+class FileBlobStoreOpen : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = FileBlobStore::open_at(dir_.path());
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    blobs_ = std::move(opened).value();
+  }
+
+  // Stores `value`, opens it and checks what every open value must satisfy.
+  OpenBlob store_and_open(std::string_view key, std::string_view value) {
+    store(*blobs_, key, 7, value);
+    auto blob = blobs_->open(key, 7);
+    EXPECT_TRUE(blob.ok()) << blob.error().message;
+    if (!blob.ok()) return {};
+    EXPECT_EQ(blob->size, value.size());
+    EXPECT_EQ(blob->checksum, checksum_of(value));
+    return std::move(blob).value();
+  }
+
+  void expect_in_memory(const OpenBlob& blob, std::string_view value) {
+    ASSERT_TRUE(blob.bytes.has_value());
+    EXPECT_TRUE(*blob.bytes == value) << blob.bytes->size() << " bytes for " << value.size();
+    // Nothing is left to read from the file, so it is not kept open.
+    EXPECT_FALSE(blob.fd.valid());
+  }
+
+  void expect_on_disk(const OpenBlob& blob, std::string_view key, std::string_view value) {
+    EXPECT_FALSE(blob.bytes.has_value());
+    ASSERT_TRUE(blob.fd.valid());
+    EXPECT_EQ(blob.offset, kBlobFixedHeaderBytes + key.size());
+    EXPECT_TRUE(read_at(blob.fd.get(), blob.offset, blob.size) == value);
+  }
+
+  DataDir dir_;
+  std::unique_ptr<FileBlobStore> blobs_;
+};
+
+TEST_F(FileBlobStoreOpen, SmallValueComesBackInMemory) {
+  const auto value = random_bytes(4096);
+  expect_in_memory(store_and_open("small", value), value);
+}
+
+TEST_F(FileBlobStoreOpen, EmptyValueComesBackInMemory) {
+  const auto blob = store_and_open("empty", "");
+  expect_in_memory(blob, "");
+}
+
+TEST_F(FileBlobStoreOpen, ValueLargerThanTheHeadReadStaysOnDisk) {
+  const auto value = random_bytes(3 * FileBlobStore::kHeadReadBytes + 5);
+  const auto blob = store_and_open("large", value);
+  expect_on_disk(blob, "large", value);
+}
+
+TEST_F(FileBlobStoreOpen, AFileOfExactlyOneHeadReadIsInMemory) {
+  const std::string key = "boundary";
+  const auto value = random_bytes(fits_exactly(key));
+  expect_in_memory(store_and_open(key, value), value);
+}
+
+TEST_F(FileBlobStoreOpen, OneByteMoreThanTheHeadReadStaysOnDisk) {
+  const std::string key = "boundary+1";
+  const auto value = random_bytes(fits_exactly(key) + 1);
+  expect_on_disk(store_and_open(key, value), key, value);
+}
+
+TEST_F(FileBlobStoreOpen, OneByteLessThanTheHeadReadIsInMemory) {
+  const std::string key = "boundary-1";
+  const auto value = random_bytes(fits_exactly(key) - 1);
+  expect_in_memory(store_and_open(key, value), value);
+}
+
+TEST_F(FileBlobStoreOpen, TheLongestKeyStillLeavesRoomForAValue) {
+  const std::string key(kMaxKeyBytes, 'k');
+  const auto value = random_bytes(fits_exactly(key));
+  expect_in_memory(store_and_open(key, value), value);
+}
+
+TEST_F(FileBlobStoreOpen, WithoutAVersionOpensTheNewest) {
+  store(*blobs_, "key", 3, "three");
+  store(*blobs_, "key", 10, "ten");
+  store(*blobs_, "key", 9, "nine");
+  auto blob = blobs_->open("key", std::nullopt);
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  ASSERT_TRUE(blob->bytes.has_value());
+  EXPECT_EQ(*blob->bytes, "ten");
+  auto older = blobs_->open("key", 3);
+  ASSERT_TRUE(older.ok()) << older.error().message;
+  ASSERT_TRUE(older->bytes.has_value());
+  EXPECT_EQ(*older->bytes, "three");
+}
+
+TEST_F(FileBlobStoreOpen, MissingKeyOrVersionIs404) {
+  EXPECT_EQ(blobs_->open("absent", std::nullopt).error().status, 404);
+  store(*blobs_, "present", 1, "v");
+  EXPECT_EQ(blobs_->open("present", 2).error().status, 404);
+}
+
+TEST_F(FileBlobStoreOpen, StillReadsFormat1Files) {
+  // Format 1: the 24-byte fixed header without a checksum, then the key.
+  const std::string key = "old";
+  const std::string value = "written by the first builds";
+  const std::string file = std::string("KLVB") + '\x01' + '\0' + '\x1b' + '\0' + '\x03' + '\0' +
+                           std::string(6, '\0') + std::string(8, '\0') + key + value;
+  const auto path = dir_.path() / blob_relative_path(digest_of(key), 0);
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << file;
+  auto blob = blobs_->open(key, 0);
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  ASSERT_TRUE(blob->bytes.has_value());
+  EXPECT_EQ(*blob->bytes, value);
+  EXPECT_EQ(blob->size, value.size());
+  EXPECT_FALSE(blob->checksum.has_value());
+}
+
+TEST_F(FileBlobStoreOpen, AFileHoldingAnotherKeyIs500) {
+  store(*blobs_, "mine", 1, "value");
+  fs::create_directories(dir_.path() / blob_directory(digest_of("theirs")));
+  fs::rename(dir_.path() / blob_relative_path(digest_of("mine"), 1),
+             dir_.path() / blob_relative_path(digest_of("theirs"), 1));
+  auto blob = blobs_->open("theirs", 1);
+  ASSERT_FALSE(blob.ok());
+  EXPECT_EQ(blob.error().status, 500);
+  EXPECT_NE(blob.error().message.find("holds another key"), std::string::npos)
+      << blob.error().message;
+}
+
+TEST_F(FileBlobStoreOpen, ACorruptHeaderIs500) {
+  const auto path = dir_.path() / blob_relative_path(digest_of("bad"), 1);
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << "not a header";
+  auto blob = blobs_->open("bad", 1);
+  ASSERT_FALSE(blob.ok());
+  EXPECT_EQ(blob.error().status, 500);
+}
+
+}  // namespace
+}  // namespace kalavara
