@@ -9,6 +9,13 @@
 
 local prefix = os.getenv("BENCH_PREFIX") or "/store/bench/"
 local keys = tonumber(os.getenv("BENCH_KEYS") or "0")
+-- BENCH_PATHS: a file of request targets, one per line, drawn at random
+-- instead (the volume figure: the exact URLs the master redirects to).
+local paths = {}
+local paths_file = os.getenv("BENCH_PATHS") or ""
+if paths_file ~= "" then
+  for line in io.lines(paths_file) do paths[#paths + 1] = line end
+end
 
 function init(args)
   -- Each wrk thread has its own Lua state: seed each differently.
@@ -17,6 +24,9 @@ function init(args)
 end
 
 function request()
+  if #paths > 0 then
+    return wrk.format("GET", paths[math.random(1, #paths)])
+  end
   if keys > 0 then
     return wrk.format("GET", string.format("%s%09d", prefix, math.random(0, keys - 1)))
   end

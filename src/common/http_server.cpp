@@ -1,6 +1,7 @@
 #include "common/http_server.hpp"
 
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 
 #include <spdlog/spdlog.h>
 #include <array>
@@ -213,7 +214,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (!keep) header.keep_alive(false);
     out_.clear();
     serialize_response(header, false, out_);
-    if (auto ec = co_await write_all(asio::buffer(out_))) {
+    const bool body_follows = request().method() != Verb::head && length > 0;
+    if (auto ec = co_await write_all(asio::buffer(out_), body_follows)) {
       co_return Error{500, "sending response header: " + ec.message()};
     }
     if (request().method() != Verb::head) {
@@ -357,9 +359,13 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // Writes all of `bytes`. Small answers nearly always fit the socket's
   // buffer, so the write is tried at once, which saves a trip through the
   // scheduler; only the rest, if any, is awaited.
-  asio::awaitable<boost::system::error_code> write_all(asio::const_buffer bytes) {
+  // `more`: a body follows by other means (sendfile), so the kernel may hold
+  // these bytes back to fill a segment with both (MSG_MORE), as nginx's
+  // tcp_nopush does.
+  asio::awaitable<boost::system::error_code> write_all(asio::const_buffer bytes,
+                                                       bool more = false) {
     boost::system::error_code ec;
-    const std::size_t written = socket_.write_some(bytes, ec);
+    const std::size_t written = socket_.send(asio::buffer(bytes), more ? MSG_MORE : 0, ec);
     if (!ec && written == bytes.size()) co_return ec;
     if (ec && ec != asio::error::would_block) co_return ec;
     bytes += written;
