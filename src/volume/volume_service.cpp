@@ -151,18 +151,20 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     co_return http::error_response(
         {400, "Content-MD5 does not match the body: it was corrupted in transit; nothing stored"});
   }
+  // Sync, then publish, in one trip to the blocking pool. The published
+  // file is its own version, which no reader is sent to until the index
+  // names it: if anything fails before the commit, the writer removes the
+  // file, `uploads` has the replicas remove theirs, and every other version
+  // stays exactly as it was.
   Result<BlobWriter::Written> written = Error{500, "not synced"};
-  co_await run_blocking(blocking_, [&] { written = (*writer)->sync(); });
-  if (!written) co_return http::error_response(written.error());
-  const auto etag = etag_for(checksum_hex(written->checksum));
-
-  // Publish, then commit: the published file is its own version, which no
-  // reader is sent to until the index names it. If anything fails before
-  // the commit, the writer removes the file, `uploads` has the replicas
-  // remove theirs, and every other version stays exactly as it was.
   Status published;
-  co_await run_blocking(blocking_, [&] { published = (*writer)->publish(); });
+  co_await run_blocking(blocking_, [&] {
+    written = (*writer)->sync();
+    if (written) published = (*writer)->publish();
+  });
+  if (!written) co_return http::error_response(written.error());
   if (!published) co_return http::error_response(published.error());
+  const auto etag = etag_for(checksum_hex(written->checksum));
   if (as_replica) {
     (*writer)->keep();
     auto response = http::text_response(HttpStatus::created, "stored as a replica");
