@@ -183,6 +183,10 @@ Reply Connection::get_streaming(std::string_view target,
   bhttp::response_parser<bhttp::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   bhttp::read_header(socket_, buffer_, parser);
+  // Beast sizes each socket read by the buffer's free room, which after a
+  // header is small: without room, a large body arrives in 1-2 KiB reads.
+  if (buffer_.capacity() - buffer_.size() < kChunkBytes)
+    buffer_.reserve(buffer_.size() + kChunkBytes);
   std::vector<char> chunk(kChunkBytes);
   length = 0;
   while (!parser.is_done()) {
