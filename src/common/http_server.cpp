@@ -41,6 +41,9 @@ constexpr std::size_t kChunkBytes = 64 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(5);
 // How often deadlines are checked: a timeout fires up to this much late.
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+// Once stopping, the sweep also watches for the last connection to go, and
+// ends within this much of it so the io_context can finish.
+constexpr auto kStoppingSweepInterval = std::chrono::milliseconds(50);
 // Socket reads while a header is incomplete ask for this much at a time.
 constexpr std::size_t kHeaderReadBytes = 8 * 1024;
 
@@ -94,11 +97,6 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   ~Session() override {
     std::lock_guard lock(server_->mutex);
     server_->sessions.erase(this);
-    if (server_->stopping && server_->sessions.empty()) {
-      // The last one out lets the sweep end, so the io_context can finish.
-      asio::post(server_->sweep_timer.get_executor(),
-                 [server = server_] { server->sweep_timer.cancel(); });
-    }
   }
 
   // Closes the connection if it is waiting for a request; otherwise the
@@ -436,7 +434,11 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
 asio::awaitable<void> sweep_loop(std::shared_ptr<HttpServer::State> state) {
   std::vector<std::shared_ptr<Session>> overdue;
   for (;;) {
-    state->sweep_timer.expires_after(kSweepInterval);
+    if (state->stopping) {
+      state->sweep_timer.expires_after(kStoppingSweepInterval);
+    } else {
+      state->sweep_timer.expires_after(kSweepInterval);
+    }
     co_await state->sweep_timer.async_wait(kAwait);
     const auto now = now_ticks();
     {
@@ -491,7 +493,7 @@ void HttpServer::stop() {
   asio::post(state_->acceptor.get_executor(), [state = state_] {
     boost::system::error_code ignored;
     state->acceptor.close(ignored);
-    // Ends the sweep at once when no connection is left.
+    // The sweep switches to its stopping pace at once.
     state->sweep_timer.cancel();
   });
   std::vector<std::shared_ptr<Session>> live;

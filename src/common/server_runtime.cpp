@@ -24,6 +24,10 @@ ServerRuntime::ServerRuntime(unsigned threads) {
   std::signal(SIGPIPE, SIG_IGN);
 }
 
+ServerRuntime::~ServerRuntime() {
+  while (!contexts_.empty()) contexts_.pop_back();
+}
+
 std::vector<boost::asio::io_context*> ServerRuntime::contexts() const {
   std::vector<boost::asio::io_context*> all;
   all.reserve(contexts_.size());

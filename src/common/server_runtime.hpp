@@ -21,6 +21,10 @@ namespace kalavara {
 class ServerRuntime {
  public:
   explicit ServerRuntime(unsigned threads);
+  // Destroys the io_contexts last first: what is left on the others when a
+  // shutdown timed out (connections) may still refer to the first's objects
+  // (the listener), never the reverse.
+  ~ServerRuntime();
   ServerRuntime(const ServerRuntime&) = delete;
   ServerRuntime& operator=(const ServerRuntime&) = delete;
 
