@@ -79,19 +79,24 @@ asio::awaitable<Status> delete_on_volume(const std::string& volume, const std::s
 // Parameters by value: the coroutine outlives the caller's frame. A volume
 // that cannot take the delete now gets it queued, durably, for when it is
 // back.
-asio::awaitable<void> remove_old_version(IndexStore& store, std::string volume, std::string key,
+// The queue's writes are synced, so they run on the blocking pool.
+asio::awaitable<void> remove_old_version(IndexStore& store, asio::thread_pool& blocking,
+                                         std::string volume, std::string key,
                                          std::uint64_t version) {
   if (auto status = co_await delete_on_volume(volume, key, version); !status) {
     spdlog::info("queueing the removal of an old version on {}: {}", volume,
                  status.error().message);
-    if (auto queued = store.queue_delete({volume, key, version}); !queued) {
+    Status queued;
+    co_await run_blocking(blocking, [&] { queued = store.queue_delete({volume, key, version}); });
+    if (!queued) {
       spdlog::error("could not queue a delete for {}: {}", volume, queued.error().message);
     }
   }
 }
 
 // Applies the pending deletes of `volume`, a batch at a time.
-asio::awaitable<void> apply_pending_deletes(IndexStore& store, std::string volume,
+asio::awaitable<void> apply_pending_deletes(IndexStore& store, asio::thread_pool& blocking,
+                                            std::string volume,
                                             std::shared_ptr<std::atomic<bool>> running) {
   for (;;) {
     auto pending = store.pending_deletes(volume, 256);
@@ -102,7 +107,9 @@ asio::awaitable<void> apply_pending_deletes(IndexStore& store, std::string volum
         spdlog::debug("pending delete on {} not applied yet: {}", volume, status.error().message);
         continue;
       }
-      if (store.clear_pending(entry).ok()) progress = true;
+      Status cleared;
+      co_await run_blocking(blocking, [&] { cleared = store.clear_pending(entry); });
+      if (cleared) progress = true;
     }
     if (!progress) break;
   }
@@ -402,7 +409,8 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
   if (previous) {
     const auto executor = co_await asio::this_coro::executor;
     for (const auto& old_volume : previous->volumes) {
-      asio::co_spawn(executor, remove_old_version(store_, old_volume, *key, previous->version),
+      asio::co_spawn(executor,
+                     remove_old_version(store_, blocking_, old_volume, *key, previous->version),
                      asio::detached);
     }
   }
@@ -442,7 +450,7 @@ void MasterService::volume_alive(const std::string& url, const asio::any_io_exec
     running = flag;
   }
   if (running->exchange(true)) return;  // a run for this volume is under way
-  asio::co_spawn(executor, apply_pending_deletes(store_, url, running), asio::detached);
+  asio::co_spawn(executor, apply_pending_deletes(store_, blocking_, url, running), asio::detached);
 }
 
 MasterService::CommitOutcome MasterService::commit_record(const std::string& key,
