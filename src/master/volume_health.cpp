@@ -64,20 +64,29 @@ std::vector<VolumeHealth::State> VolumeHealth::snapshot() const {
 asio::awaitable<void> VolumeHealth::run() {
   while (!stopped_) {
     const auto round_start = std::chrono::steady_clock::now();
-    for (const auto& url : volumes_()) {
-      if (stopped_) co_return;
-      co_await check(url);
+    for (auto& url : volumes_()) {
+      // A check still under way (it has the whole interval) is not doubled.
+      if (checking_.insert(url).second) {
+        asio::co_spawn(timer_.get_executor(), check(std::move(url)), asio::detached);
+      }
     }
     timer_.expires_at(round_start + options_.interval);
     co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
 
-asio::awaitable<void> VolumeHealth::check(const std::string& url) {
+asio::awaitable<void> VolumeHealth::check(std::string url) {
+  struct Done {
+    std::set<std::string>& checking;
+    const std::string& url;
+    ~Done() { checking.erase(url); }
+  } done{checking_, url};
   auto parsed = parse_base_url(url);
   if (!parsed) co_return;
-  auto reply =
-      co_await http::send_request(http::Verb::get, *parsed, "/stats", {}, options_.interval);
+  // Bounded by most of the interval, so that it is over before the next
+  // round starts and every round checks every volume.
+  auto reply = co_await http::send_request(http::Verb::get, *parsed, "/stats", {},
+                                           options_.interval * 9 / 10);
   const bool alive = reply && reply->status == 200;
   record(url, alive, alive ? json_number(reply->body, "free_bytes") : 0,
          alive ? json_number(reply->body, "files") : 0);

@@ -1,5 +1,7 @@
 // Watches the volumes in the background: GET /stats on each one every
-// `interval`. A volume is down after `misses_for_down` failed checks in a row
+// `interval`, all at once and each bounded by most of `interval`, so a volume that
+// hangs delays no other's check. A volume is down after `misses_for_down`
+// failed checks in a row
 // and up again after one success. No request path ever probes a volume; it
 // asks this. Volumes never checked yet count as up. Thread-safe.
 #pragma once
@@ -14,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,13 +52,16 @@ class VolumeHealth {
 
  private:
   boost::asio::awaitable<void> run();
-  boost::asio::awaitable<void> check(const std::string& url);
+  // Checks `url` and records the outcome. Runs on timer_'s strand.
+  boost::asio::awaitable<void> check(std::string url);
   void record(const std::string& url, bool alive, std::uint64_t free_bytes, std::uint64_t files);
 
   boost::asio::steady_timer timer_;
   const Options options_;
   std::function<std::vector<std::string>()> volumes_;
   std::function<void(const std::string&)> on_alive_;
+  // Volumes whose check is under way; only touched on timer_'s strand.
+  std::set<std::string> checking_;
   std::atomic<bool> stopped_{false};
   mutable std::mutex mutex_;
   std::map<std::string, State> states_;

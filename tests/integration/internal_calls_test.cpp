@@ -1,7 +1,8 @@
 // The daemons' calls to each other: a volume's commits go over kept-alive
 // connections, a kept connection the master closed is retried on a new one,
 // a commit whose answer is lost leaves the files in place, and a commit sent
-// twice is committed once.
+// twice is committed once. Health checks of volumes do not wait for each
+// other.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -19,17 +21,18 @@
 namespace kalavara::it {
 namespace {
 
-// A stand-in for the master on 127.0.0.1 that counts the connections and
-// requests it gets and answers commits as `mode` says.
-class FakeMaster {
+// A stand-in for a master (or a volume) on 127.0.0.1 that counts the
+// connections and requests it gets and answers as `mode` says.
+class FakePeer {
  public:
   enum class Mode {
     kCommit,                  // answer every request "committed", keep-alive
     kCloseUnanswered,         // read a request, close without answering
     kOneAnswerPerConnection,  // answer the first request, then read the next and close
+    kNeverAnswer,             // read requests and never answer (a hung peer)
   };
 
-  explicit FakeMaster(Mode mode) : mode_(mode) {
+  explicit FakePeer(Mode mode) : mode_(mode) {
     listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -45,7 +48,7 @@ class FakeMaster {
     acceptor_ = std::thread([this] { accept_loop(); });
   }
 
-  ~FakeMaster() {
+  ~FakePeer() {
     stop_ = true;
     if (acceptor_.joinable()) acceptor_.join();
     std::lock_guard lock(mutex_);
@@ -93,6 +96,7 @@ class FakeMaster {
     std::string buffer;
     for (int answered = 0; read_request(fd, buffer); ++answered) {
       if (mode_ == Mode::kCloseUnanswered) break;
+      if (mode_ == Mode::kNeverAnswer) continue;
       if (mode_ == Mode::kOneAnswerPerConnection && answered == 1) break;
       if (::send(fd, kCommitted.data(), kCommitted.size(), MSG_NOSIGNAL) < 0) break;
     }
@@ -124,7 +128,7 @@ TEST(InternalCalls, CommitsReuseKeptAliveConnections) {
   Cluster cluster(tmp);
   std::size_t index = 0;
   ASSERT_TRUE(cluster.start_volume(&index, {"-t", "2"}));
-  FakeMaster master(FakeMaster::Mode::kCommit);
+  FakePeer master(FakePeer::Mode::kCommit);
   constexpr int kPuts = 8;
   for (int i = 0; i < kPuts; ++i) {
     const auto put = put_to_volume(cluster.volume(index).port(), "kept-" + std::to_string(i),
@@ -141,7 +145,7 @@ TEST(InternalCalls, AKeptConnectionTheMasterClosedIsRetriedOnANewOne) {
   Cluster cluster(tmp);
   std::size_t index = 0;
   ASSERT_TRUE(cluster.start_volume(&index, {"-t", "1"}));
-  FakeMaster master(FakeMaster::Mode::kOneAnswerPerConnection);
+  FakePeer master(FakePeer::Mode::kOneAnswerPerConnection);
   for (int i = 0; i < 3; ++i) {
     const auto put = put_to_volume(cluster.volume(index).port(), "retried-" + std::to_string(i),
                                    2000 + i, master.url(), "value");
@@ -159,7 +163,7 @@ TEST(InternalCalls, ACommitWhoseAnswerIsLostKeepsTheFile) {
   Cluster cluster(tmp);
   std::size_t index = 0;
   ASSERT_TRUE(cluster.start_volume(&index));
-  FakeMaster master(FakeMaster::Mode::kCloseUnanswered);
+  FakePeer master(FakePeer::Mode::kCloseUnanswered);
   const auto put =
       put_to_volume(cluster.volume(index).port(), "unanswered", 3000, master.url(), "value");
   EXPECT_EQ(put.status, 504) << put.summary();
@@ -208,6 +212,33 @@ TEST(InternalCalls, ACommitSentTwiceIsCommittedOnce) {
   ASSERT_EQ(read.second.status, 200) << read.describe();
   EXPECT_EQ(read.second.body, value);
   EXPECT_EQ(cluster.blob_count(), 1U);
+}
+
+TEST(HealthChecks, AHungVolumeDelaysNoOtherVolumesCheck) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  ASSERT_TRUE(cluster.start(1));
+  // Six volumes that accept connections and never answer: checked one after
+  // another, each would take its whole 500 ms timeout every round.
+  std::vector<std::unique_ptr<FakePeer>> hung;
+  for (int i = 0; i < 6; ++i) {
+    hung.push_back(std::make_unique<FakePeer>(FakePeer::Mode::kNeverAnswer));
+    const auto added =
+        http_request(cluster.master_port(), "POST", "/admin/add-volume", hung.back()->url());
+    ASSERT_EQ(added.status, 200) << added.summary();
+  }
+  const auto reported_down = [&](const std::string& url) {
+    const auto volumes = http_request(cluster.master_port(), "GET", "/admin/volumes");
+    return volumes.body.find("\"url\": \"" + url + "\", \"state\": \"down\"") != std::string::npos;
+  };
+  ASSERT_TRUE(wait_until([&] { return reported_down(hung.front()->url()); }, 10s))
+      << "the hung volumes are checked";
+
+  cluster.volume(0).kill_hard();
+  // Three missed checks at 500 ms: about 1.5 s when checks run side by
+  // side; more than 9 s if each round waited for the six hung volumes.
+  EXPECT_TRUE(wait_until([&] { return reported_down(cluster.volume(0).url()); }, 5s))
+      << http_request(cluster.master_port(), "GET", "/admin/volumes").body;
 }
 
 }  // namespace
