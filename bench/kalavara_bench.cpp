@@ -18,6 +18,8 @@
 // --rate R paces the load at R operations per second in all (open loop): an
 // operation's latency is counted from the moment it was due, not from when
 // the client got round to sending it, so a stalled server is not hidden.
+// Paced redirect mode runs on one thread with asynchronous connections
+// (paced_redirects.hpp), so the client's own threads do not add to the tail.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -41,6 +43,7 @@
 #include "bench_client.hpp"
 #include "common/key_codec.hpp"
 #include "common/url.hpp"
+#include "paced_redirects.hpp"
 #include "pattern.hpp"
 
 namespace kalavara::bench {
@@ -228,6 +231,32 @@ std::uint32_t percentile(std::vector<std::uint32_t>& values, double fraction) {
   std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(rank),
                    values.end());
   return values[rank];
+}
+
+int run_paced(const Options& options, const BaseUrl& master) {
+  PacedOptions paced;
+  paced.host = master.host;
+  paced.port = master.port;
+  paced.connections = options.concurrency;
+  paced.rate = options.rate;
+  paced.duration = options.duration;
+  paced.keys = options.keys;
+  paced.key_prefix = options.key_prefix;
+  paced.expect = options.expect;
+  paced.check_location = options.check_location;
+  const auto result = run_paced_redirects(paced);
+  std::printf(
+      "{\"mode\":\"%s\",\"concurrency\":%u,\"value_size\":%llu,\"ops\":%llu,\"seconds\":%s,"
+      "\"rate\":%s,\"target_rate\":%s,\"p50_us\":%u,\"p99_us\":%u,\"errors\":%llu,"
+      "\"incomplete\":false}\n",
+      options.mode.c_str(), options.concurrency,
+      static_cast<unsigned long long>(options.value_size),
+      static_cast<unsigned long long>(result.ops), json_number(result.seconds).c_str(),
+      json_number(result.seconds > 0 ? static_cast<double>(result.ops) / result.seconds : 0)
+          .c_str(),
+      json_number(options.rate).c_str(), result.p50_us, result.p99_us,
+      static_cast<unsigned long long>(result.errors));
+  return result.errors > 0 ? 1 : 0;
 }
 
 int run_load(const Options& options, const BaseUrl& master) {
@@ -460,6 +489,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (options.mode == "big") return run_big(options, *master);
+    if (options.mode == "redirect" && options.rate > 0) return run_paced(options, *master);
     return run_load(options, *master);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "kalavara-bench: %s\n", error.what());

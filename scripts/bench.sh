@@ -624,7 +624,8 @@ comparing kalavara with nginx *in the same run*, not absolute capacities.
 * **Latency under load (figure 7)**: wrk has no constant-rate mode (wrk2 is
   not in Debian), so \`kalavara-bench --mode redirect --rate R\` paces 16
   connections at R = half of figure 1's rate in all, each request due at a
-  fixed time (open loop). Latency is counted from when a request was *due*,
+  fixed time (open loop), all on one thread with asynchronous I/O so that
+  the client's own threads do not add scheduling delays to the tail. Latency is counted from when a request was *due*,
   not from when it was sent, so a stall of the server or of the client shows
   up in p99 instead of being hidden (no coordinated omission). The same
   client at the same rate against nginx's \`return 302\` shows how much of the
