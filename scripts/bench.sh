@@ -467,6 +467,11 @@ for size in 4k 1m; do
     "$(lat "${ng%|*}")" "$(mib "$rss") / $(mib "${ng##*|}")" "≥ 1.0×" "$(verdict "$r" '>=' 1.0)$volume_deaths"
 done
 
+# The durable figures (4, 5) wait for the disk to be idle first: nginx's
+# copy of the values is written without fsync, and its writeback would
+# otherwise compete with their fsyncs.
+settle_disk() { sync; }
+settle_disk
 log "figure 4: PUT/GET/DELETE/GET cycles, 16 clients, 1 KiB, 1 volume"
 reset_peak "$master_pid" "$volume_pid"
 fig4=$(run_bench --master "$master_url" --mode put-get-delete --concurrency 16 --value-size 1024 \
@@ -480,6 +485,7 @@ stop_pid "$master_pid"
 
 # --- figure 5: a fresh master and volume, so RSS is the streaming alone -------
 big_label=$(awk -v b="$big_bytes" 'BEGIN { if (b >= 1073741824) printf "%g GiB", b / 1073741824; else printf "%g MiB", b / 1048576 }')
+settle_disk
 log "figure 5: one $big_label value PUT and GET (a fresh master and volume)"
 start_volume "$work/big-volume"
 big_volume_pid=$started_pid
@@ -502,6 +508,7 @@ stop_pid "$big_master_pid"
 stop_pid "$big_volume_pid"
 
 # --- phase C: 3 volumes -------------------------------------------------------
+settle_disk
 log "figure 4: cycles with 3 volumes and 3 replicas"
 urls=()
 vpids=()
