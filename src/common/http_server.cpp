@@ -340,7 +340,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         if (!ec && parser_->is_header_done()) co_return ec;
         if (ec && ec != bhttp::error::need_more) co_return ec;
       }
-      arm(timeout);
+      // Waiting for a request may take the idle timeout; once part of one
+      // has come, the rest is I/O like any other.
+      arm(buffer_.size() > 0 ? server_->limits.io_timeout : timeout);
       auto [read_ec, n] =
           co_await socket_.async_read_some(buffer_.prepare(kHeaderReadBytes), kAwait);
       disarm();

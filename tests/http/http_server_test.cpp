@@ -44,17 +44,24 @@ asio::awaitable<std::optional<Response>> answer_slowly(Exchange&) {
   co_return text_response(HttpStatus::ok, "slow");
 }
 
-// A server on two io_contexts, each run by its own thread, with 1 s timeouts.
+ServerLimits one_second_timeouts() {
+  ServerLimits limits;
+  limits.io_timeout = 1s;
+  limits.idle_timeout = 1s;
+  return limits;
+}
+
+// A server on two io_contexts, each run by its own thread, with 1 s timeouts
+// unless a derived fixture says otherwise.
 class HttpServerTest : public ::testing::Test {
  protected:
+  explicit HttpServerTest(ServerLimits limits = one_second_timeouts()) : limits_(limits) {}
+
   void SetUp() override {
     router_.add("/thread", Router::Match::kExact, {Verb::get}, answer_with_thread);
     router_.add("/slow", Router::Match::kExact, {Verb::get}, answer_slowly);
-    ServerLimits limits;
-    limits.io_timeout = 1s;
-    limits.idle_timeout = 1s;
     server_ = std::make_unique<HttpServer>(std::vector<asio::io_context*>{&first_, &second_},
-                                           router_, limits);
+                                           router_, limits_);
     auto endpoint = server_->listen("127.0.0.1", 0);
     ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
     port_ = endpoint->port();
@@ -132,6 +139,7 @@ class HttpServerTest : public ::testing::Test {
     return body;
   }
 
+  ServerLimits limits_;
   asio::io_context first_{1};
   asio::io_context second_{1};
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_{
@@ -207,6 +215,32 @@ TEST_F(HttpServerTest, AConnectionInUseIsKeptPastTheTimeout) {
     std::this_thread::sleep_for(200ms);  // paces the client; not a readiness wait
   }
   EXPECT_GE(answered, 5);
+  ::close(fd);
+}
+
+// A long idle timeout and a short I/O timeout, to tell them apart.
+class HttpServerIdleTest : public HttpServerTest {
+ protected:
+  HttpServerIdleTest() : HttpServerTest(idle_longer_than_io()) {}
+
+  static ServerLimits idle_longer_than_io() {
+    ServerLimits limits;
+    limits.io_timeout = 1s;
+    limits.idle_timeout = 8s;
+    return limits;
+  }
+};
+
+TEST_F(HttpServerIdleTest, APartlySentHeaderHasTheIoTimeoutNotTheIdleOne) {
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, kGetThread));
+  ASSERT_TRUE(read_response(fd).starts_with("HTTP/1.1 200"));
+  // The next request starts and stalls: the client is no longer idle.
+  ASSERT_TRUE(send_all(fd, "GET /thread HTTP/1.1\r\nHo"));
+  const auto start = Clock::now();
+  EXPECT_TRUE(closed_by_server(fd));
+  EXPECT_LT(Clock::now() - start, 6s) << "cut off by the 8 s idle timeout, not the 1 s I/O one";
   ::close(fd);
 }
 
