@@ -195,6 +195,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       const std::size_t got = kChunkBytes - body.size;
       if (ec) {
         broken_ = true;
+        if (timed_out_) co_return Error{408, "request body timed out: no data for too long"};
         co_return Error{400, "request body broken off: " + ec.message()};
       }
       if (got > 0) {

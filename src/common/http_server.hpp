@@ -39,7 +39,8 @@ class Exchange {
   // Streams the body to `sink` chunk by chunk as it arrives, after sending
   // "100 Continue" if the client asked for it. Succeeds once the whole body
   // has been passed to `sink`. A failing sink stops the reading and its Error
-  // is returned; a client that breaks off yields 400. The sink is awaited
+  // is returned; a client that breaks off yields 400, one that stalls past
+  // the I/O timeout 408 (its connection is closed). The sink is awaited
   // before the next chunk is read, so a slow sink slows the client down.
   using BodySink = std::function<asio::awaitable<Status>(std::span<const char>)>;
   virtual asio::awaitable<Status> stream_body(const BodySink& sink) = 0;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <functional>
 #include <set>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -51,6 +53,16 @@ ServerLimits one_second_timeouts() {
   return limits;
 }
 
+// The status the last /upload handler's stream_body returned (0: none yet).
+std::atomic<unsigned> last_upload_status{0};
+
+asio::awaitable<std::optional<Response>> answer_upload(Exchange& exchange) {
+  const auto status = co_await exchange.stream_body(
+      [](std::span<const char>) -> asio::awaitable<Status> { co_return Status{}; });
+  last_upload_status = status ? 200U : status.error().status;
+  co_return text_response(HttpStatus::ok, "received");
+}
+
 // A server on two io_contexts, each run by its own thread, with 1 s timeouts
 // unless a derived fixture says otherwise.
 class HttpServerTest : public ::testing::Test {
@@ -60,6 +72,7 @@ class HttpServerTest : public ::testing::Test {
   void SetUp() override {
     router_.add("/thread", Router::Match::kExact, {Verb::get}, answer_with_thread);
     router_.add("/slow", Router::Match::kExact, {Verb::get}, answer_slowly);
+    router_.add("/upload", Router::Match::kExact, {Verb::put}, answer_upload);
     server_ = std::make_unique<HttpServer>(std::vector<asio::io_context*>{&first_, &second_},
                                            router_, limits_);
     auto endpoint = server_->listen("127.0.0.1", 0);
@@ -200,6 +213,20 @@ TEST_F(HttpServerTest, AHandlerMayTakeLongerThanTheIoTimeout) {
   const auto response = read_response(fd);
   EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response;
   EXPECT_EQ(body_of(response), "slow");
+  ::close(fd);
+}
+
+TEST_F(HttpServerTest, ABodyThatStallsTimesOutWith408) {
+  last_upload_status = 0;
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(
+      send_all(fd, "PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789"));
+  // The server gives up on the body and closes the connection.
+  EXPECT_TRUE(closed_by_server(fd));
+  const auto deadline = Clock::now() + 5s;
+  while (last_upload_status == 0 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(last_upload_status, 408U);
   ::close(fd);
 }
 
