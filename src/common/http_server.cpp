@@ -159,8 +159,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     socket_.close(ignored);
   }
 
-  // Exchange
  public:
+  // Exchange
   const RequestHeader& request() const override { return parser_->get().base(); }
 
   asio::awaitable<Result<std::string>> read_body(std::size_t limit) override {
