@@ -30,6 +30,8 @@ Response json_response(std::string body);
 // Appends the HTTP/1.x wire form of `response` to `out`: status line,
 // header fields, blank line and, when `with_body`, the body. One contiguous
 // buffer is much cheaper to send than Beast's serializer's buffer sequence.
+// The server passes a buffer it keeps per connection, so its capacity
+// carries over from one response to the next and appending rarely grows it.
 void serialize_response(const Response& response, bool with_body, std::string& out);
 
 // The response for an expected failure: its status and one-line reason.

@@ -15,11 +15,6 @@ Response text_response(HttpStatus status, std::string_view message) {
 }
 
 void serialize_response(const Response& response, bool with_body, std::string& out) {
-  // Sized up front so that a body (a small value, say) costs one allocation
-  // at most, not a growth step per append.
-  std::size_t bytes = 32 + response.reason().size() + 2 + (with_body ? response.body().size() : 0);
-  for (const auto& field : response) bytes += field.name_string().size() + field.value().size() + 4;
-  out.reserve(out.size() + bytes);
   out += response.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   out += std::to_string(response.result_int());
   out += ' ';
