@@ -59,11 +59,13 @@ namespace kalavara {
 Status check_write_preconditions(std::string_view if_match, std::string_view if_none_match,
                                  std::optional<std::string_view> current) {
   if (!if_match.empty() && !if_match_matches(if_match, current)) {
-    return Error{412, current ? "If-Match: the value's ETag is " + std::string(*current)
-                              : std::string("If-Match: no such key")};
+    return Error{Errc::kPreconditionFailed,
+                 current ? "If-Match: the value's ETag is " + std::string(*current)
+                         : std::string("If-Match: no such key")};
   }
   if (!if_none_match.empty() && if_none_match_matches(if_none_match, current)) {
-    return Error{412, "If-None-Match: the key exists with ETag " + std::string(*current)};
+    return Error{Errc::kPreconditionFailed,
+                 "If-None-Match: the key exists with ETag " + std::string(*current)};
   }
   return {};
 }

@@ -28,7 +28,7 @@ namespace kalavara {
 
 // The preconditions of a write (PUT or DELETE) against the key's current
 // ETag (nullopt: the key is absent). `if_match` and `if_none_match` are the
-// header values, empty when absent. Fails with 412 and the reason when one
+// header values, empty when absent. Fails with kPreconditionFailed and the reason when one
 // fails: If-Match that does not match, or If-None-Match that does ("*" on an
 // existing key: a create-only write).
 Status check_write_preconditions(std::string_view if_match, std::string_view if_none_match,

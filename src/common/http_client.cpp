@@ -39,11 +39,12 @@ constexpr std::size_t kMaxIdlePerServer = 64;
 
 Error unreachable(const BaseUrl& server, std::string_view what,
                   const boost::system::error_code& ec) {
-  return Error{503, server.text + " unreachable (" + std::string(what) + ": " + ec.message() + ")"};
+  return Error{Errc::kUnavailable,
+               server.text + " unreachable (" + std::string(what) + ": " + ec.message() + ")"};
 }
 
 Error no_answer(const BaseUrl& server, const boost::system::error_code& ec) {
-  return Error{504, server.text + " did not answer (" + ec.message() + ")"};
+  return Error{Errc::kNoAnswer, server.text + " did not answer (" + ec.message() + ")"};
 }
 
 // The idle kept-alive connections of one io_context, by server. An Asio

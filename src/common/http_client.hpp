@@ -29,10 +29,10 @@ struct ClientResponse {
 // Sends `method target` with `body` to `server`, within `timeout` in all.
 // Succeeds with whatever status the server answered. Fails with a one-line
 // reason and
-//   503 when the request was not delivered: the server could not be reached
+//   kUnavailable when the request was not delivered: the server could not be reached
 //       or the connection broke while the request was being sent; the server
 //       did not act on it.
-//   504 when the request was sent but no whole answer came back (the
+//   kNoAnswer when the request was sent but no whole answer came back (the
 //       connection broke or the timeout passed): the server may or may not
 //       have acted on it.
 // A kept-alive connection that the server closed while it was idle is not
@@ -48,7 +48,7 @@ asio::awaitable<Result<ClientResponse>> send_request(
 class UploadStream {
  public:
   // Connects to `server` and sends the header of `method target` with
-  // Content-Length `length`. Fails with 503 when the server cannot be reached.
+  // Content-Length `length`. Fails with kUnavailable when the server cannot be reached.
   static asio::awaitable<Result<std::unique_ptr<UploadStream>>> open(
       Verb method, const BaseUrl& server, std::string target, std::uint64_t length,
       std::chrono::milliseconds io_timeout);
@@ -56,7 +56,7 @@ class UploadStream {
   UploadStream(const UploadStream&) = delete;
   UploadStream& operator=(const UploadStream&) = delete;
 
-  // Sends the next bytes of the body. Fails with 503 when the connection breaks.
+  // Sends the next bytes of the body. Fails with kUnavailable when the connection breaks.
   asio::awaitable<Status> write(std::span<const char> bytes);
   // After the whole body: reads the server's answer.
   asio::awaitable<Result<ClientResponse>> finish();

@@ -165,7 +165,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
 
   asio::awaitable<Result<std::string>> read_body(std::size_t limit) override {
     const auto too_large =
-        Error{413, "request body is larger than " + std::to_string(limit) + " bytes"};
+        Error{Errc::kTooLarge, "request body is larger than " + std::to_string(limit) + " bytes"};
     if (auto length = parser_->content_length(); length && *length > limit) co_return too_large;
     std::string body;
     auto status = co_await stream_body([&](std::span<const char> chunk) -> asio::awaitable<Status> {
@@ -179,7 +179,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
 
   asio::awaitable<Status> stream_body(const BodySink& sink) override {
     if (parser_->is_done()) co_return Status{};
-    if (!co_await send_continue_if_expected()) co_return Error{400, "client went away"};
+    if (!co_await send_continue_if_expected()) co_return Error{Errc::kBadInput, "client went away"};
     if (!chunk_) chunk_ = std::make_unique<char[]>(kChunkBytes);
     // Beast sizes each socket read by the buffer's free capacity, which after
     // a header is small; without room, a large body arrives in 1-2 KiB reads.
@@ -195,8 +195,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       const std::size_t got = kChunkBytes - body.size;
       if (ec) {
         broken_ = true;
-        if (timed_out_) co_return Error{408, "request body timed out: no data for too long"};
-        co_return Error{400, "request body broken off: " + ec.message()};
+        if (timed_out_)
+          co_return Error{Errc::kTimedOut, "request body timed out: no data for too long"};
+        co_return Error{Errc::kBadInput, "request body broken off: " + ec.message()};
       }
       if (got > 0) {
         auto status = co_await sink({chunk_.get(), got});
@@ -215,7 +216,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     serialize_response(header, false, out_);
     const bool body_follows = request().method() != Verb::head && length > 0;
     if (auto ec = co_await write_all(asio::buffer(out_), body_follows)) {
-      co_return Error{500, "sending response header: " + ec.message()};
+      co_return Error{Errc::kInternal, "sending response header: " + ec.message()};
     }
     if (request().method() != Verb::head) {
       if (auto status = co_await send_file_body(fd, offset, length); !status) co_return status;
@@ -316,10 +317,11 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         length -= static_cast<std::uint64_t>(sent);
         continue;
       }
-      if (sent == 0) co_return Error{500, "file ended before its recorded size"};
+      if (sent == 0) co_return Error{Errc::kInternal, "file ended before its recorded size"};
       if (errno == EINTR) continue;
-      if (errno != EAGAIN) co_return Error{500, std::string("sendfile: ") + std::strerror(errno)};
-      if (!co_await wait_writable()) co_return Error{500, "client stopped reading"};
+      if (errno != EAGAIN)
+        co_return Error{Errc::kInternal, std::string("sendfile: ") + std::strerror(errno)};
+      if (!co_await wait_writable()) co_return Error{Errc::kInternal, "client stopped reading"};
     }
     co_return Status{};
   }
@@ -468,11 +470,12 @@ HttpServer::~HttpServer() = default;
 Result<tcp::endpoint> HttpServer::listen(const std::string& address, std::uint16_t port) {
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(address, ec);
-  if (ec) return Error{400, "invalid listen address '" + address + "': " + ec.message()};
+  if (ec)
+    return Error{Errc::kBadInput, "invalid listen address '" + address + "': " + ec.message()};
   const tcp::endpoint endpoint{ip, port};
   auto& acceptor = state_->acceptor;
   const auto failed = [&] {
-    return Error{500,
+    return Error{Errc::kInternal,
                  "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
   };
   acceptor.open(endpoint.protocol(), ec);

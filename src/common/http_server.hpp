@@ -32,15 +32,15 @@ class Exchange {
 
   virtual const RequestHeader& request() const = 0;
 
-  // Reads the whole body, at most `limit` bytes. Fails with 413 when it is
-  // larger and 400 when the client sends a broken body or goes away.
+  // Reads the whole body, at most `limit` bytes. Fails with kTooLarge when it is
+  // larger and kBadInput when the client sends a broken body or goes away.
   virtual asio::awaitable<Result<std::string>> read_body(std::size_t limit) = 0;
 
   // Streams the body to `sink` chunk by chunk as it arrives, after sending
   // "100 Continue" if the client asked for it. Succeeds once the whole body
   // has been passed to `sink`. A failing sink stops the reading and its Error
-  // is returned; a client that breaks off yields 400, one that stalls past
-  // the I/O timeout 408 (its connection is closed). The sink is awaited
+  // is returned; a client that breaks off yields kBadInput, one that stalls past
+  // the I/O timeout kTimedOut (its connection is closed). The sink is awaited
   // before the next chunk is read, so a slow sink slows the client down.
   using BodySink = std::function<asio::awaitable<Status>(std::span<const char>)>;
   virtual asio::awaitable<Status> stream_body(const BodySink& sink) = 0;

@@ -34,6 +34,9 @@ Response json_response(std::string body);
 // carries over from one response to the next and appending rarely grows it.
 void serialize_response(const Response& response, bool with_body, std::string& out);
 
+// The HTTP status that reports an expected failure of kind `code`.
+HttpStatus status_of(Errc code);
+
 // The response for an expected failure: its status and one-line reason.
 Response error_response(const Error& error);
 

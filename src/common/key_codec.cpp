@@ -40,12 +40,14 @@ Result<std::string> percent_decode(std::string_view encoded) {
       continue;
     }
     if (i + 2 >= encoded.size()) {
-      return Error{400, "malformed percent-encoding: '%' must be followed by two hex digits"};
+      return Error{Errc::kBadInput,
+                   "malformed percent-encoding: '%' must be followed by two hex digits"};
     }
     const int hi = hex_value(encoded[i + 1]);
     const int lo = hex_value(encoded[i + 2]);
     if (hi < 0 || lo < 0) {
-      return Error{400, "malformed percent-encoding: '%' must be followed by two hex digits"};
+      return Error{Errc::kBadInput,
+                   "malformed percent-encoding: '%' must be followed by two hex digits"};
     }
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
@@ -56,11 +58,12 @@ Result<std::string> percent_decode(std::string_view encoded) {
 Result<std::string> decode_key(std::string_view encoded) {
   auto key = percent_decode(encoded);
   if (!key) return key.error();
-  if (key->empty()) return Error{400, "key is empty"};
+  if (key->empty()) return Error{Errc::kBadInput, "key is empty"};
   if (key->size() > kMaxKeyBytes) {
-    return Error{400, "key is longer than " + std::to_string(kMaxKeyBytes) + " bytes"};
+    return Error{Errc::kBadInput, "key is longer than " + std::to_string(kMaxKeyBytes) + " bytes"};
   }
-  if (key->find('\0') != std::string::npos) return Error{400, "key contains a NUL byte"};
+  if (key->find('\0') != std::string::npos)
+    return Error{Errc::kBadInput, "key contains a NUL byte"};
   return key;
 }
 

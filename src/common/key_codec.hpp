@@ -24,12 +24,12 @@ struct Target {
 };
 Target split_target(std::string_view target);
 
-// Decodes %XX escapes (RFC 3986). Fails with 400 on a '%' not followed by two
+// Decodes %XX escapes (RFC 3986). Fails with kBadInput on a '%' not followed by two
 // hex digits.
 Result<std::string> percent_decode(std::string_view encoded);
 
 // Decodes and validates the key in `encoded` (the path after "/store/").
-// Fails with 400 and a one-line reason when the key is empty, longer than
+// Fails with kBadInput and a one-line reason when the key is empty, longer than
 // kMaxKeyBytes once decoded, contains NUL, or has a malformed escape.
 Result<std::string> decode_key(std::string_view encoded);
 

@@ -9,7 +9,7 @@ Status init_logging(const std::string& level) {
   const auto parsed = spdlog::level::from_str(level);
   // from_str maps anything unknown to "off"; only "off" itself may mean off.
   if (parsed == spdlog::level::off && level != "off") {
-    return Error{400, "unknown log level '" + level + "'"};
+    return Error{Errc::kBadInput, "unknown log level '" + level + "'"};
   }
   auto logger = spdlog::stderr_logger_mt("kalavara");
   spdlog::set_default_logger(logger);

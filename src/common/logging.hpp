@@ -7,7 +7,7 @@
 
 namespace kalavara {
 
-// Sets up the logger. Fails with 400 when `level` is not one of trace, debug,
+// Sets up the logger. Fails with kBadInput when `level` is not one of trace, debug,
 // info, warn, error, critical, off.
 Status init_logging(const std::string& level);
 

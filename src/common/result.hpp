@@ -1,8 +1,13 @@
 // Expected failures as values: a missing key, bad input, a full disk or a
 // volume that is down are returned, never thrown. Exceptions are reserved for
 // start-up errors and bugs.
+//
+// Errors carry a domain code, not an HTTP status: storage, the key protocol
+// and the daemon-to-daemon calls say what went wrong, and only the HTTP edge
+// (http::status_of in common/http_types.hpp) turns that into a status code.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -10,10 +15,26 @@
 
 namespace kalavara {
 
-// An expected failure: the HTTP status that describes it best, and a one-line
-// reason meant for the client ("key is longer than 1024 bytes").
+enum class Errc : std::uint8_t {
+  kBadInput,            // the request is malformed or names something invalid
+  kNotFound,            // no such key, version or resource
+  kConflict,            // conflicts with the current state (a version already stored)
+  kPreconditionFailed,  // an If-Match / If-None-Match condition does not hold
+  kTooLarge,            // a body or header past its limit
+  kLengthRequired,      // the body's length must be declared up front
+  kTimedOut,            // the client was too slow sending its request
+  kNotImplemented,      // a feature of the protocol that is not supported
+  kNoSpace,             // the disk is full
+  kUnavailable,         // a peer could not be reached: the request was not delivered
+  kNoAnswer,            // a request was delivered but no answer came: outcome unknown
+  kPeerFailed,          // a peer answered with an error or something unexpected
+  kInternal,            // an I/O error, corrupt data, or a bug
+};
+
+// An expected failure: what kind it is, and a one-line reason meant for the
+// client ("key is longer than 1024 bytes").
 struct Error {
-  int status = 500;
+  Errc code = Errc::kInternal;
   std::string message;
 };
 

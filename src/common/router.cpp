@@ -38,8 +38,40 @@ Response json_response(std::string body) {
   return response;
 }
 
+HttpStatus status_of(Errc code) {
+  switch (code) {
+    case Errc::kBadInput:
+      return HttpStatus::bad_request;
+    case Errc::kNotFound:
+      return HttpStatus::not_found;
+    case Errc::kConflict:
+      return HttpStatus::conflict;
+    case Errc::kPreconditionFailed:
+      return HttpStatus::precondition_failed;
+    case Errc::kTooLarge:
+      return HttpStatus::payload_too_large;
+    case Errc::kLengthRequired:
+      return HttpStatus::length_required;
+    case Errc::kTimedOut:
+      return HttpStatus::request_timeout;
+    case Errc::kNotImplemented:
+      return HttpStatus::not_implemented;
+    case Errc::kNoSpace:
+      return HttpStatus::insufficient_storage;
+    case Errc::kUnavailable:
+      return HttpStatus::service_unavailable;
+    case Errc::kNoAnswer:
+      return HttpStatus::gateway_timeout;
+    case Errc::kPeerFailed:
+      return HttpStatus::bad_gateway;
+    case Errc::kInternal:
+      break;
+  }
+  return HttpStatus::internal_server_error;
+}
+
 Response error_response(const Error& error) {
-  return text_response(static_cast<HttpStatus>(error.status), error.message);
+  return text_response(status_of(error.code), error.message);
 }
 
 void Router::add(std::string path, Match match, std::vector<Verb> methods, Handler handler) {

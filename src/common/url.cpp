@@ -40,12 +40,13 @@ Result<BaseUrl> parse_base_url(std::string_view text) {
   text = trim(text);
   constexpr std::string_view kScheme = "http://";
   if (text.size() < kScheme.size() || lower(text.substr(0, kScheme.size())) != kScheme) {
-    return Error{400, "volume URL must start with http:// (got '" + std::string(text) + "')"};
+    return Error{Errc::kBadInput,
+                 "volume URL must start with http:// (got '" + std::string(text) + "')"};
   }
   auto authority = text.substr(kScheme.size());
   if (!authority.empty() && authority.back() == '/') authority.remove_suffix(1);
   if (authority.find_first_of("/?#@") != std::string_view::npos) {
-    return Error{400, "URL must be http://host:port with no path, query or user info"};
+    return Error{Errc::kBadInput, "URL must be http://host:port with no path, query or user info"};
   }
 
   std::string_view host;
@@ -53,23 +54,24 @@ Result<BaseUrl> parse_base_url(std::string_view text) {
   if (!authority.empty() && authority.front() == '[') {
     const auto close = authority.find(']');
     if (close == std::string_view::npos || !valid_ipv6_literal(authority.substr(1, close - 1))) {
-      return Error{400, "malformed IPv6 address in URL"};
+      return Error{Errc::kBadInput, "malformed IPv6 address in URL"};
     }
     host = authority.substr(0, close + 1);
     const auto rest = authority.substr(close + 1);
     if (!rest.empty()) {
-      if (rest.front() != ':') return Error{400, "unexpected characters after IPv6 address"};
+      if (rest.front() != ':')
+        return Error{Errc::kBadInput, "unexpected characters after IPv6 address"};
       port_text = rest.substr(1);
-      if (port_text.empty()) return Error{400, "URL has an empty port"};
+      if (port_text.empty()) return Error{Errc::kBadInput, "URL has an empty port"};
     }
   } else {
     const auto colon = authority.rfind(':');
     host = authority.substr(0, colon);
     if (colon != std::string_view::npos) {
       port_text = authority.substr(colon + 1);
-      if (port_text.empty()) return Error{400, "URL has an empty port"};
+      if (port_text.empty()) return Error{Errc::kBadInput, "URL has an empty port"};
     }
-    if (!valid_hostname(host)) return Error{400, "URL has an empty or invalid host"};
+    if (!valid_hostname(host)) return Error{Errc::kBadInput, "URL has an empty or invalid host"};
   }
 
   unsigned port = 80;
@@ -77,7 +79,7 @@ Result<BaseUrl> parse_base_url(std::string_view text) {
     const auto* end = port_text.data() + port_text.size();
     const auto [ptr, ec] = std::from_chars(port_text.data(), end, port);
     if (ec != std::errc{} || ptr != end || port == 0 || port > 65535) {
-      return Error{400, "URL port must be a number from 1 to 65535"};
+      return Error{Errc::kBadInput, "URL port must be a number from 1 to 65535"};
     }
   }
 

@@ -20,7 +20,7 @@ struct BaseUrl {
 
 // Parses "http://host[:port]" after trimming surrounding whitespace. One
 // trailing '/' is accepted and dropped; anything else after the authority
-// (a path, a query, user info) and any other scheme fail with 400 and a
+// (a path, a query, user info) and any other scheme fail with kBadInput and a
 // one-line reason. The scheme and host are lower-cased.
 Result<BaseUrl> parse_base_url(std::string_view text);
 

@@ -53,7 +53,7 @@ class Reader {
 };
 
 Error corrupt(std::string_view what) {
-  return Error{500, "corrupt index record: " + std::string(what)};
+  return Error{Errc::kInternal, "corrupt index record: " + std::string(what)};
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ inline constexpr std::uint8_t kIndexRecordFormat = 1;
 
 std::string encode_record(const IndexRecord& record);
 
-// Fails with 500 ("corrupt index record: ...") on truncated or unknown input.
+// Fails with kInternal ("corrupt index record: ...") on truncated or unknown input.
 Result<IndexRecord> decode_record(std::string_view bytes);
 
 }  // namespace kalavara

@@ -34,7 +34,7 @@ class IndexStore {
  public:
   virtual ~IndexStore() = default;
 
-  // The record of `key`; nullopt when there is none. Fails with 500 when the
+  // The record of `key`; nullopt when there is none. Fails with kInternal when the
   // store cannot be read or the record is corrupt.
   virtual Result<std::optional<IndexRecord>> get(std::string_view key) = 0;
 
@@ -63,7 +63,7 @@ class IndexStore {
   virtual Status clear_pending(const PendingDelete& applied) = 0;
 
   // Keys that start with `prefix`, in byte order, from the first key >=
-  // `start`, at most `limit` (>= 1) of them. Fails with 500 when the store
+  // `start`, at most `limit` (>= 1) of them. Fails with kInternal when the store
   // cannot be read.
   virtual Result<KeyPage> list(std::string_view prefix, std::string_view start,
                                std::size_t limit) = 0;

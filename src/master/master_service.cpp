@@ -70,8 +70,9 @@ asio::awaitable<Status> delete_on_volume(const std::string& volume, const std::s
       std::string(kStorePrefix) + encode_key_path(key) + "?upto=" + std::to_string(up_to), {});
   if (!reply) co_return reply.error();
   if (reply->status != 204 && reply->status != 404) {
-    co_return Error{502, "volume " + volume + " answered " + std::to_string(reply->status) +
-                             " to delete: " + reply->body};
+    co_return Error{Errc::kPeerFailed, "volume " + volume + " answered " +
+                                           std::to_string(reply->status) +
+                                           " to delete: " + reply->body};
   }
   co_return Status{};
 }
@@ -198,7 +199,7 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
     std::shared_lock lock(mutex_);
     if (volumes_.empty()) {
       co_return http::error_response(
-          {503, "no volumes registered; add one with /admin/add-volume"});
+          {Errc::kUnavailable, "no volumes registered; add one with /admin/add-volume"});
     }
     for (const auto index : rank_volumes(digest_of(*key), volumes_, volumes_.size())) {
       if (!health_.is_up(volumes_[index])) continue;
@@ -207,9 +208,9 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
     }
   }
   if (replicas.size() < options_.replicas) {
-    co_return http::error_response({503, "only " + std::to_string(replicas.size()) +
-                                             " volume(s) up, " + std::to_string(options_.replicas) +
-                                             " replicas needed"});
+    co_return http::error_response(
+        {Errc::kUnavailable, "only " + std::to_string(replicas.size()) + " volume(s) up, " +
+                                 std::to_string(options_.replicas) + " replicas needed"});
   }
 
   std::string master_url;
@@ -217,7 +218,8 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
     master_url = options_.advertise_url->text;
   } else {
     auto from_host = parse_base_url("http://" + std::string(request[Field::host]));
-    if (!from_host) co_return http::error_response({400, "PUT needs a valid Host header"});
+    if (!from_host)
+      co_return http::error_response({Errc::kBadInput, "PUT needs a valid Host header"});
     master_url = from_host->text;
   }
 
@@ -248,7 +250,7 @@ MasterService::Reply MasterService::locate(http::Exchange& exchange) {
   auto record = store_.get(*key);
   if (!record) co_return http::error_response(record.error());
   if (!record->has_value() || (*record)->volumes.empty()) {
-    co_return http::error_response({404, "no such key"});
+    co_return http::error_response({Errc::kNotFound, "no such key"});
   }
   const auto etag = etag_for((*record)->checksum);
   if (const auto header = exchange.request()[Field::if_none_match];
@@ -262,7 +264,8 @@ MasterService::Reply MasterService::locate(http::Exchange& exchange) {
   for (const auto& volume : (*record)->volumes) {
     if (health_.is_up(volume)) up.push_back(&volume);
   }
-  if (up.empty()) co_return http::error_response({503, "no replica of the key is up"});
+  if (up.empty())
+    co_return http::error_response({Errc::kUnavailable, "no replica of the key is up"});
   thread_local std::minstd_rand spread{std::random_device{}()};
   const auto& volume = *up[spread() % up.size()];
   auto response = redirect(HttpStatus::found, volume_location(volume, *key) +
@@ -280,8 +283,8 @@ MasterService::Reply MasterService::list(http::Exchange& exchange) {
   if (auto text = query_param(target.query, "limit")) {
     const auto parsed = parse_decimal(*text);
     if (!parsed || *parsed == 0 || *parsed > kMaxListLimit) {
-      co_return http::error_response(
-          {400, "limit must be a whole number from 1 to " + std::to_string(kMaxListLimit)});
+      co_return http::error_response({Errc::kBadInput, "limit must be a whole number from 1 to " +
+                                                           std::to_string(kMaxListLimit)});
     }
     limit = *parsed;
   }
@@ -308,11 +311,12 @@ MasterService::Reply MasterService::erase(http::Exchange& exchange) {
   {
     std::lock_guard lock(stripe.mutex);
     if (stripe.deleting.contains(*key)) {
-      co_return http::error_response({409, "a delete of this key is already in progress"});
+      co_return http::error_response(
+          {Errc::kConflict, "a delete of this key is already in progress"});
     }
     auto found = store_.get(*key);
     if (!found) co_return http::error_response(found.error());
-    if (!found->has_value()) co_return http::error_response({404, "no such key"});
+    if (!found->has_value()) co_return http::error_response({Errc::kNotFound, "no such key"});
     if (auto status = check_write_preconditions(exchange.request()[Field::if_match], {},
                                                 current_etag(*found));
         !status) {
@@ -369,7 +373,8 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
   const auto size = parse_u64(query_param(query, "size"));
   const auto version = parse_u64(query_param(query, "version"));
   if (!volume_param || !size || !version) {
-    co_return http::error_response({400, "commit needs volumes=, version= and size= parameters"});
+    co_return http::error_response(
+        {Errc::kBadInput, "commit needs volumes=, version= and size= parameters"});
   }
   std::vector<std::string> volumes;
   for (std::string_view list = *volume_param; !list.empty();) {
@@ -384,7 +389,7 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
     for (const auto& volume : volumes) {
       if (!std::binary_search(volumes_.begin(), volumes_.end(), volume)) {
         co_return http::error_response(
-            {409, "volume " + volume + " is not registered with this master"});
+            {Errc::kConflict, "volume " + volume + " is not registered with this master"});
       }
     }
   }
@@ -461,7 +466,7 @@ MasterService::CommitOutcome MasterService::commit_record(const std::string& key
   auto& stripe = stripe_of(key);
   std::lock_guard lock(stripe.mutex);
   if (stripe.deleting.contains(key)) {
-    outcome.status = Error{409, "the key is being deleted; retry the PUT"};
+    outcome.status = Error{Errc::kConflict, "the key is being deleted; retry the PUT"};
     return outcome;
   }
   auto found = store_.get(key);

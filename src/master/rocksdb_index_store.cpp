@@ -46,7 +46,7 @@ std::string prefixed(char prefix, std::string_view name) {
 }
 
 Error storage_error(std::string_view what, const rocksdb::Status& status) {
-  return Error{500, "index " + std::string(what) + " failed: " + status.ToString()};
+  return Error{Errc::kInternal, "index " + std::string(what) + " failed: " + status.ToString()};
 }
 
 rocksdb::WriteOptions synced() {
@@ -175,7 +175,7 @@ Result<std::uint64_t> RocksDbIndexStore::version_floor() {
   const auto status = db_->Get(rocksdb::ReadOptions(), kVersionFloorKey, &value);
   if (status.IsNotFound()) return std::uint64_t{0};
   if (!status.ok()) return storage_error("read", status);
-  if (value.size() != 8) return Error{500, "corrupt version floor"};
+  if (value.size() != 8) return Error{Errc::kInternal, "corrupt version floor"};
   return decode_u64(value);
 }
 

@@ -19,7 +19,7 @@ namespace kalavara {
 
 class RocksDbIndexStore final : public IndexStore {
  public:
-  // Opens (creating if missing) the index in `directory`. Fails with 500 and
+  // Opens (creating if missing) the index in `directory`. Fails with kInternal and
   // RocksDB's reason, e.g. when another process holds the directory's lock.
   static Result<std::unique_ptr<RocksDbIndexStore>> open(const std::string& directory,
                                                          std::size_t block_cache_bytes);

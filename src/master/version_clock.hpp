@@ -20,7 +20,7 @@ class VersionClock {
   // `store` must outlive the clock. Fails when the floor cannot be read.
   static Result<std::unique_ptr<VersionClock>> open(IndexStore& store);
 
-  // The next version. Fails (500) only when the floor must move and cannot
+  // The next version. Fails (kInternal) only when the floor must move and cannot
   // be stored: then no version is issued at all.
   Result<std::uint64_t> next();
 

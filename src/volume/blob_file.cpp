@@ -18,7 +18,7 @@ std::uint64_t get_le(std::string_view bytes, std::size_t offset, int count) {
 }
 
 Error corrupt(std::string_view what) {
-  return Error{500, "corrupt blob header: " + std::string(what)};
+  return Error{Errc::kInternal, "corrupt blob header: " + std::string(what)};
 }
 
 }  // namespace

@@ -50,7 +50,7 @@ std::string encode_blob_header(std::string_view key, std::uint64_t version,
                                const Checksum& checksum = {});
 
 // Decodes a header from the first bytes of a file (at least the whole
-// header). Fails with 500 ("corrupt blob header: ...") on anything else.
+// header). Fails with kInternal ("corrupt blob header: ...") on anything else.
 Result<BlobHeader> decode_blob_header(std::string_view bytes);
 
 // The folder under the data folder that holds every value file.

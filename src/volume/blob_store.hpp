@@ -22,7 +22,7 @@ class BlobWriter {
  public:
   virtual ~BlobWriter() = default;
 
-  // Appends bytes of the value. Fails with 507 when the disk is full, 500 on
+  // Appends bytes of the value. Fails with kNoSpace when the disk is full, kInternal on
   // other I/O errors; after a failure the writer only awaits destruction.
   virtual Status append(std::span<const char> bytes) = 0;
 
@@ -64,10 +64,10 @@ class BlobStore {
   virtual Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key,
                                                           std::uint64_t version) = 0;
   // Opens `version` of the key, or its newest version when nullopt. Fails
-  // with 404 when there is no such version here.
+  // with kNotFound when there is no such version here.
   virtual Result<OpenBlob> open(std::string_view key, std::optional<std::uint64_t> version) = 0;
   // Removes, durably, every version of the key up to `up_to` (all of them
-  // when nullopt), or only `exactly` when given. Fails with 404 when there
+  // when nullopt), or only `exactly` when given. Fails with kNotFound when there
   // was none.
   virtual Status remove(std::string_view key, std::optional<std::uint64_t> up_to,
                         std::optional<std::uint64_t> exactly = std::nullopt) = 0;

@@ -8,7 +8,7 @@
 namespace kalavara {
 
 Result<Md5Digest> parse_content_md5(std::string_view header) {
-  const Error malformed{400, "Content-MD5 must be the base64 of a 16-byte MD5 digest"};
+  const Error malformed{Errc::kBadInput, "Content-MD5 must be the base64 of a 16-byte MD5 digest"};
   while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
   while (!header.empty() && header.back() == ' ') header.remove_suffix(1);
   // 16 bytes are 24 base64 characters, the last two "==".

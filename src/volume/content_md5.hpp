@@ -14,7 +14,7 @@ namespace kalavara {
 
 using Md5Digest = std::array<std::uint8_t, 16>;
 
-// Decodes a Content-MD5 value. Fails with 400 when it is not the base64 of
+// Decodes a Content-MD5 value. Fails with kBadInput when it is not the base64 of
 // exactly 16 bytes.
 Result<Md5Digest> parse_content_md5(std::string_view header);
 

@@ -21,9 +21,9 @@ namespace fs = std::filesystem;
 
 Error io_error(std::string_view what, int error_number) {
   if (error_number == ENOSPC || error_number == EDQUOT) {
-    return Error{507, "volume is full (" + std::string(what) + ")"};
+    return Error{Errc::kNoSpace, "volume is full (" + std::string(what) + ")"};
   }
-  return Error{500, std::string(what) + ": " + std::strerror(error_number)};
+  return Error{Errc::kInternal, std::string(what) + ": " + std::strerror(error_number)};
 }
 
 // fsync on a directory makes the entries created, renamed or removed in it
@@ -140,24 +140,29 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& da
   std::error_code ec;
   fs::create_directories(data_dir / kBlobsDirectory, ec);
   if (!ec) fs::create_directories(data_dir / "tmp", ec);
-  if (ec) return Error{500, "cannot prepare " + data_dir.string() + ": " + ec.message()};
+  if (ec)
+    return Error{Errc::kInternal, "cannot prepare " + data_dir.string() + ": " + ec.message()};
   // Temp files are uploads that never completed: no one will finish them.
   for (const auto& entry : fs::directory_iterator(data_dir / "tmp", ec)) {
     fs::remove(entry.path(), ec);
-    if (ec) return Error{500, "cannot clean " + entry.path().string() + ": " + ec.message()};
+    if (ec)
+      return Error{Errc::kInternal, "cannot clean " + entry.path().string() + ": " + ec.message()};
   }
-  if (ec) return Error{500, "cannot list " + (data_dir / "tmp").string() + ": " + ec.message()};
+  if (ec)
+    return Error{Errc::kInternal,
+                 "cannot list " + (data_dir / "tmp").string() + ": " + ec.message()};
   std::uint64_t files = 0;
   for (auto it = fs::recursive_directory_iterator(data_dir / kBlobsDirectory, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_regular_file(ec)) ++files;
   }
   if (ec)
-    return Error{500, "cannot count the values in " + data_dir.string() + ": " + ec.message()};
+    return Error{Errc::kInternal,
+                 "cannot count the values in " + data_dir.string() + ": " + ec.message()};
   const auto blobs = data_dir / kBlobsDirectory;
   UniqueFd blobs_directory(::open(blobs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!blobs_directory.valid()) {
-    return Error{500, "cannot open " + blobs.string() + ": " + std::strerror(errno)};
+    return Error{Errc::kInternal, "cannot open " + blobs.string() + ": " + std::strerror(errno)};
   }
   return std::unique_ptr<FileBlobStore>(
       new FileBlobStore(data_dir, std::move(blobs_directory), files));
@@ -193,14 +198,14 @@ std::vector<std::uint64_t> FileBlobStore::versions_of(std::string_view key) cons
 Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::uint64_t> version) {
   if (!version) {
     const auto versions = versions_of(key);
-    if (versions.empty()) return Error{404, "no such key"};
+    if (versions.empty()) return Error{Errc::kNotFound, "no such key"};
     version = *std::max_element(versions.begin(), versions.end());
   }
   const auto relative = blob_path_in_blobs_directory(digest_of(key), *version);
   const auto path_for_errors = [&] { return (data_dir_ / kBlobsDirectory / relative).string(); };
   UniqueFd fd(::openat(blobs_directory_.get(), relative.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
-    if (errno == ENOENT) return Error{404, "no such key (or not this version of it)"};
+    if (errno == ENOENT) return Error{Errc::kNotFound, "no such key (or not this version of it)"};
     return io_error("open", errno);
   }
   // open() never suspends, so one buffer per thread serves every call, and it
@@ -214,8 +219,8 @@ Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::ui
   if (got < 0) return io_error("read", errno);
   const std::string_view head(buffer.get(), static_cast<std::size_t>(got));
   auto header = decode_blob_header(head);
-  if (!header) return Error{500, path_for_errors() + ": " + header.error().message};
-  if (header->key != key) return Error{500, path_for_errors() + " holds another key"};
+  if (!header) return Error{Errc::kInternal, path_for_errors() + ": " + header.error().message};
+  if (header->key != key) return Error{Errc::kInternal, path_for_errors() + " holds another key"};
 
   // Published files never change, so a read shorter than the buffer read
   // the whole file; only a full buffer leaves the size unknown.
@@ -252,7 +257,7 @@ Status FileBlobStore::remove(std::string_view key, std::optional<std::uint64_t> 
     removed = true;
     --*files_;
   }
-  if (!removed) return Error{404, "no such key"};
+  if (!removed) return Error{Errc::kNotFound, "no such key"};
   return sync_directory(data_dir_ / blob_directory(digest));
 }
 

@@ -19,7 +19,7 @@ namespace kalavara {
 class FileBlobStore final : public BlobStore {
  public:
   // Creates the tree under `data_dir` if needed and removes temp files left
-  // by a crash. Fails with 500 when the folder cannot be prepared.
+  // by a crash. Fails with kInternal when the folder cannot be prepared.
   static Result<std::unique_ptr<FileBlobStore>> open_at(const std::filesystem::path& data_dir);
 
   // open() reads this many bytes from the start of a value's file in one

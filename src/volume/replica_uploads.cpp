@@ -18,7 +18,8 @@ std::string replica_target(const std::string& key, std::uint64_t version) {
 }
 
 Error replica_failed(const BaseUrl& replica, const std::string& why) {
-  return Error{503, "value not stored: replica " + replica.text + " failed (" + why + ")"};
+  return Error{Errc::kUnavailable,
+               "value not stored: replica " + replica.text + " failed (" + why + ")"};
 }
 
 // Parameters by value: the coroutine outlives the uploads.

@@ -26,13 +26,13 @@ class ReplicaUploads {
   ReplicaUploads(const ReplicaUploads&) = delete;
   ReplicaUploads& operator=(const ReplicaUploads&) = delete;
 
-  // Starts an upload of `length` bytes to each replica. Fails with 503
+  // Starts an upload of `length` bytes to each replica. Fails with kUnavailable
   // naming the first volume that cannot be reached.
   boost::asio::awaitable<Status> open(const std::vector<BaseUrl>& replicas, std::uint64_t length);
-  // Sends the next chunk to every replica. Fails with 503 naming the volume.
+  // Sends the next chunk to every replica. Fails with kUnavailable naming the volume.
   boost::asio::awaitable<Status> write(std::span<const char> chunk);
   // Waits for every replica to answer: each must have stored the copy
-  // durably (201) with the same checksum (`etag`). Fails with 503 naming the
+  // durably (201) with the same checksum (`etag`). Fails with kUnavailable naming the
   // volume and why.
   boost::asio::awaitable<Status> finish(const std::string& etag);
   // The write was committed: the copies stay.

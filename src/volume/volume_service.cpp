@@ -46,7 +46,7 @@ Result<std::optional<std::uint64_t>> version_param(const http::Exchange& exchang
   const auto text = query_param(split_target(exchange.request().target()).query, name);
   if (!text) return std::optional<std::uint64_t>{};
   const auto version = parse_decimal(*text);
-  if (!version) return Error{400, std::string(name) + "= must be a version number"};
+  if (!version) return Error{Errc::kBadInput, std::string(name) + "= must be a version number"};
   return std::optional<std::uint64_t>{version};
 }
 
@@ -83,7 +83,7 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   if (!version) co_return http::error_response(version.error());
   if (!*version) {
     co_return http::error_response(
-        {400, "no write version: PUT through the master, whose redirect carries it"});
+        {Errc::kBadInput, "no write version: PUT through the master, whose redirect carries it"});
   }
   // A replica's copy, streamed by the primary: stored and published as its
   // own version, never committed here (the primary commits all copies).
@@ -97,7 +97,8 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
       const auto param = query_param(query, "master");
       if (!param) {
         co_return http::error_response(
-            {400, "no master to commit to: PUT through the master (or start the volume with -m)"});
+            {Errc::kBadInput,
+             "no master to commit to: PUT through the master (or start the volume with -m)"});
       }
       auto parsed = parse_base_url(*param);
       if (!parsed) co_return http::error_response(parsed.error());
@@ -107,7 +108,8 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
       self = *options_.base_url;
     } else {
       auto from_host = parse_base_url("http://" + std::string(request[Field::host]));
-      if (!from_host) co_return http::error_response({400, "PUT needs a valid Host header"});
+      if (!from_host)
+        co_return http::error_response({Errc::kBadInput, "PUT needs a valid Host header"});
       self = *from_host;
     }
     auto parsed = parse_replicas(query_param(query, "replicas").value_or(""));
@@ -131,7 +133,8 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     const auto length = content_length(request);
     if (!length) {
       co_return http::error_response(
-          {411, "a replicated PUT needs a Content-Length (chunked uploads are not forwarded)"});
+          {Errc::kLengthRequired,
+           "a replicated PUT needs a Content-Length (chunked uploads are not forwarded)"});
     }
     if (auto status = co_await uploads.open(replicas, *length); !status) {
       co_return http::error_response(status.error());
@@ -149,14 +152,15 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   if (!received) co_return http::error_response(received.error());
   if (md5 && md5->finish() != *expected_md5) {
     co_return http::error_response(
-        {400, "Content-MD5 does not match the body: it was corrupted in transit; nothing stored"});
+        {Errc::kBadInput,
+         "Content-MD5 does not match the body: it was corrupted in transit; nothing stored"});
   }
   // Sync, then publish, in one trip to the blocking pool. The published
   // file is its own version, which no reader is sent to until the index
   // names it: if anything fails before the commit, the writer removes the
   // file, `uploads` has the replicas remove theirs, and every other version
   // stays exactly as it was.
-  Result<BlobWriter::Written> written = Error{500, "not synced"};
+  Result<BlobWriter::Written> written = Error{Errc::kInternal, "not synced"};
   Status published;
   co_await run_blocking(blocking_, [&] {
     written = (*writer)->sync();
@@ -190,25 +194,28 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     }
   }
   auto reply = co_await http::send_request(Verb::post, *master, target, {});
-  if (!reply && reply.error().status == 504) {
+  if (!reply && reply.error().code == Errc::kNoAnswer) {
     // The master may have committed: the files must stay, or the index
     // could name a version that no longer exists. If it did not commit,
     // they are orphans no read is sent to.
     (*writer)->keep();
     uploads.keep();
     co_return http::error_response(
-        {504, "the master did not answer the commit; the value may or may not be stored: " +
-                  reply.error().message});
+        {Errc::kNoAnswer,
+         "the master did not answer the commit; the value may or may not be stored: " +
+             reply.error().message});
   }
   if (!reply) {
-    co_return http::error_response({503, "value not stored: master " + reply.error().message});
+    co_return http::error_response(
+        {Errc::kUnavailable, "value not stored: master " + reply.error().message});
   }
   std::string outcome = reply->body;
   while (!outcome.empty() && outcome.back() == '\n') outcome.pop_back();
-  if (reply->status == 412) co_return http::error_response({412, outcome});
+  if (reply->status == 412) co_return http::error_response({Errc::kPreconditionFailed, outcome});
   if (reply->status != 200 || (outcome != "committed" && outcome != "superseded")) {
-    co_return http::error_response({502, "value not stored: master refused the commit (" +
-                                             std::to_string(reply->status) + " " + outcome + ")"});
+    co_return http::error_response(
+        {Errc::kPeerFailed, "value not stored: master refused the commit (" +
+                                std::to_string(reply->status) + " " + outcome + ")"});
   }
   // A superseded write was committed and at once overwritten by a newer
   // version: its 201 is right, its files are garbage (removed on the way out).

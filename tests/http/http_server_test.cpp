@@ -59,7 +59,7 @@ std::atomic<unsigned> last_upload_status{0};
 asio::awaitable<std::optional<Response>> answer_upload(Exchange& exchange) {
   const auto status = co_await exchange.stream_body(
       [](std::span<const char>) -> asio::awaitable<Status> { co_return Status{}; });
-  last_upload_status = status ? 200U : status.error().status;
+  last_upload_status = status ? 200U : static_cast<unsigned>(http::status_of(status.error().code));
   co_return text_response(HttpStatus::ok, "received");
 }
 

@@ -57,7 +57,7 @@ TEST(ContentMd5, RejectsWhatIsNotBase64Of16Bytes) {
                           "1B2M2Y8AsgTpgAmY7PhC!g==", "1B2M2Y8AsgTpgAmY7PhCfgAAAAA="}) {
     auto digest = parse_content_md5(bad);
     ASSERT_FALSE(digest.ok()) << bad;
-    EXPECT_EQ(digest.error().status, 400);
+    EXPECT_EQ(digest.error().code, Errc::kBadInput);
   }
 }
 

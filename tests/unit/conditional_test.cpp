@@ -38,10 +38,11 @@ TEST(WritePreconditions, CreateOnlyAndOptimisticWrites) {
   EXPECT_TRUE(check_write_preconditions("", "*", std::nullopt).ok());
   auto exists = check_write_preconditions("", "*", kTag);
   ASSERT_FALSE(exists.ok());
-  EXPECT_EQ(exists.error().status, 412);
+  EXPECT_EQ(exists.error().code, Errc::kPreconditionFailed);
   EXPECT_TRUE(check_write_preconditions("\"abc\"", "", kTag).ok());
-  EXPECT_EQ(check_write_preconditions("\"abd\"", "", kTag).error().status, 412);
-  EXPECT_EQ(check_write_preconditions("\"abc\"", "", std::nullopt).error().status, 412);
+  EXPECT_EQ(check_write_preconditions("\"abd\"", "", kTag).error().code, Errc::kPreconditionFailed);
+  EXPECT_EQ(check_write_preconditions("\"abc\"", "", std::nullopt).error().code,
+            Errc::kPreconditionFailed);
 }
 
 }  // namespace

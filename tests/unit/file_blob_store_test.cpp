@@ -166,9 +166,9 @@ TEST_F(FileBlobStoreOpen, WithoutAVersionOpensTheNewest) {
 }
 
 TEST_F(FileBlobStoreOpen, MissingKeyOrVersionIs404) {
-  EXPECT_EQ(blobs_->open("absent", std::nullopt).error().status, 404);
+  EXPECT_EQ(blobs_->open("absent", std::nullopt).error().code, Errc::kNotFound);
   store(*blobs_, "present", 1, "v");
-  EXPECT_EQ(blobs_->open("present", 2).error().status, 404);
+  EXPECT_EQ(blobs_->open("present", 2).error().code, Errc::kNotFound);
 }
 
 TEST_F(FileBlobStoreOpen, StillReadsFormat1Files) {
@@ -195,7 +195,7 @@ TEST_F(FileBlobStoreOpen, AFileHoldingAnotherKeyIs500) {
              dir_.path() / blob_relative_path(digest_of("theirs"), 1));
   auto blob = blobs_->open("theirs", 1);
   ASSERT_FALSE(blob.ok());
-  EXPECT_EQ(blob.error().status, 500);
+  EXPECT_EQ(blob.error().code, Errc::kInternal);
   EXPECT_NE(blob.error().message.find("holds another key"), std::string::npos)
       << blob.error().message;
 }
@@ -206,7 +206,7 @@ TEST_F(FileBlobStoreOpen, ACorruptHeaderIs500) {
   std::ofstream(path, std::ios::binary) << "not a header";
   auto blob = blobs_->open("bad", 1);
   ASSERT_FALSE(blob.ok());
-  EXPECT_EQ(blob.error().status, 500);
+  EXPECT_EQ(blob.error().code, Errc::kInternal);
 }
 
 }  // namespace

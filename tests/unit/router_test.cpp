@@ -39,7 +39,7 @@ TEST(Router, Answers405WithAllowForWrongMethods) {
 }
 
 TEST(TextResponse, IsOneLineOfPlainText) {
-  auto response = error_response({413, "too big"});
+  auto response = error_response({Errc::kTooLarge, "too big"});
   EXPECT_EQ(response.result_int(), 413U);
   EXPECT_EQ(response.body(), "too big\n");
   EXPECT_EQ(response[Field::content_length], "8");

@@ -27,7 +27,7 @@ TEST(ParseBaseUrl, RejectsAnythingElseWith400) {
         "http://h h:1", "http://[::1", "http://[zz]:1", "not a url"}) {
     auto url = parse_base_url(bad);
     ASSERT_FALSE(url.ok()) << bad;
-    EXPECT_EQ(url.error().status, 400) << bad;
+    EXPECT_EQ(url.error().code, Errc::kBadInput) << bad;
   }
 }
 

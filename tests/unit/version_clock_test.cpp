@@ -16,7 +16,7 @@ class FloorOnlyStore final : public IndexStore {
 
   Result<std::uint64_t> version_floor() override { return floor; }
   Status set_version_floor(std::uint64_t value) override {
-    if (fail_writes) return Error{500, "disk gone"};
+    if (fail_writes) return Error{Errc::kInternal, "disk gone"};
     ++floor_writes;
     floor = value;
     return {};
@@ -74,7 +74,7 @@ TEST(VersionClock, IssuesNothingWhenTheFloorCannotBeStored) {
   ASSERT_TRUE(clock.ok());
   auto version = (*clock)->next();
   ASSERT_FALSE(version.ok());
-  EXPECT_EQ(version.error().status, 500);
+  EXPECT_EQ(version.error().code, Errc::kInternal);
 }
 
 }  // namespace
