@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/blocking.hpp"
 #include "common/url.hpp"
 #include "master/index_record.hpp"
 #include "master/rocksdb_index_store.hpp"
@@ -52,13 +53,15 @@ int main(int argc, char** argv) {
     volumes.push_back(url->text);
   }
 
-  auto store = kalavara::RocksDbIndexStore::open(dir, 8u << 20);
+  boost::asio::thread_pool blocking(1);
+  boost::asio::io_context io;
+  auto store = kalavara::RocksDbIndexStore::open(dir, 8u << 20, blocking);
   if (!store) {
     std::fprintf(stderr, "kalavara-index-loader: %s\n", store.error().message.c_str());
     return 1;
   }
   for (const auto& url : volumes) {
-    if (auto status = (*store)->add_volume(url); !status) {
+    if (auto status = kalavara::run_to_completion(io, (*store)->add_volume(url)); !status) {
       std::fprintf(stderr, "kalavara-index-loader: %s\n", status.error().message.c_str());
       return 1;
     }
@@ -83,6 +86,7 @@ int main(int argc, char** argv) {
       kalavara::IndexRecord record;
       record.volumes.push_back(volumes[n % volumes.size()]);
       record.size = value_size;
+      record.version = n + 1;  // versions start at 1, as the master's redirects require
       batch.emplace_back(prefix + digits, std::move(record));
     }
     if (auto status = (*store)->put_batch(batch); !status) {

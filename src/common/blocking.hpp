@@ -6,9 +6,12 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <exception>
+#include <optional>
 #include <utility>
 
 namespace kalavara {
@@ -30,6 +33,28 @@ template <class F>
 boost::asio::awaitable<void> run_blocking(boost::asio::thread_pool& pool, F work) {
   co_await boost::asio::co_spawn(pool.get_executor(), detail::invoke(std::move(work)),
                                  boost::asio::use_awaitable);
+}
+
+// Runs `task` on `io` until it completes and returns its result: for start-up
+// work and tests, while `io` runs nothing else. `io` is restarted before and
+// after, so it can be run again. An exception from `task` is rethrown.
+template <class T>
+T run_to_completion(boost::asio::io_context& io, boost::asio::awaitable<T> task) {
+  std::optional<T> result;
+  std::exception_ptr failure;
+  // Spawned as awaitable<void>: co_spawn of an awaitable<T> needs a default
+  // T for its error path, which Result<T> has not.
+  auto wrapper = [](boost::asio::awaitable<T> inner,
+                    std::optional<T>& out) -> boost::asio::awaitable<void> {
+    out.emplace(co_await std::move(inner));
+  };
+  boost::asio::co_spawn(io, wrapper(std::move(task), result),
+                        [&failure](std::exception_ptr e) { failure = e; });
+  io.restart();
+  io.run();
+  io.restart();
+  if (failure) std::rethrow_exception(failure);
+  return std::move(*result);
 }
 
 }  // namespace kalavara

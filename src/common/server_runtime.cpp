@@ -1,6 +1,7 @@
 #include "common/server_runtime.hpp"
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <condition_variable>
@@ -11,7 +12,8 @@
 
 namespace kalavara {
 
-ServerRuntime::ServerRuntime(unsigned threads) {
+ServerRuntime::ServerRuntime(unsigned threads, unsigned blocking_threads)
+    : blocking_(std::make_unique<boost::asio::thread_pool>(std::max(1U, blocking_threads))) {
   const unsigned count = threads == 0 ? 1 : threads;
   // Concurrency hint 1: each io_context is run by one thread (others may
   // still post to it, e.g. the blocking pools resuming a coroutine).
@@ -25,6 +27,8 @@ ServerRuntime::ServerRuntime(unsigned threads) {
 }
 
 ServerRuntime::~ServerRuntime() {
+  blocking_->stop();
+  blocking_->join();
   while (!contexts_.empty()) contexts_.pop_back();
 }
 
@@ -92,6 +96,8 @@ int ServerRuntime::run(std::chrono::seconds grace) {
     stopped_cv.notify_all();
   }
   watchdog.join();
+  blocking_->stop();
+  blocking_->join();
   if (timed_out) spdlog::warn("grace period of {}s passed with requests in flight", grace.count());
   return timed_out ? 1 : 0;
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <chrono>
 #include <functional>
@@ -20,7 +21,8 @@ namespace kalavara {
 
 class ServerRuntime {
  public:
-  explicit ServerRuntime(unsigned threads);
+  // `threads` io threads, and `blocking_threads` for blocking work.
+  ServerRuntime(unsigned threads, unsigned blocking_threads);
   // Destroys the io_contexts last first: what is left on the others when a
   // shutdown timed out (connections) may still refer to the first's objects
   // (the listener), never the reverse.
@@ -36,6 +38,12 @@ class ServerRuntime {
   // over them.
   std::vector<boost::asio::io_context*> contexts() const;
 
+  // The pool blocking work runs on (fsync, synced index writes; see
+  // common/blocking.hpp), so that no io thread waits on a disk. run() ends
+  // by letting the work running on it finish (work not started yet is
+  // dropped), so nothing it does outlives the daemon's objects.
+  boost::asio::thread_pool& blocking() { return *blocking_; }
+
   // Registers `hook` to run, on io()'s thread, when a stop signal arrives.
   void on_stop(std::function<void()> hook);
 
@@ -45,6 +53,7 @@ class ServerRuntime {
 
  private:
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::vector<std::function<void()>> stop_hooks_;
 };
 

@@ -3,6 +3,8 @@
 namespace kalavara {
 namespace {
 
+constexpr std::uint8_t kFormat1 = 1;
+
 void put_varint(std::string& out, std::uint64_t value) {
   while (value >= 0x80) {
     out.push_back(static_cast<char>((value & 0x7F) | 0x80));
@@ -14,6 +16,11 @@ void put_varint(std::string& out, std::uint64_t value) {
 void put_bytes(std::string& out, std::string_view bytes) {
   put_varint(out, bytes.size());
   out.append(bytes);
+}
+
+void put_volumes(std::string& out, const std::vector<std::string>& volumes) {
+  put_varint(out, volumes.size());
+  for (const auto& volume : volumes) put_bytes(out, volume);
 }
 
 class Reader {
@@ -46,6 +53,17 @@ class Reader {
     return true;
   }
 
+  bool volumes(std::vector<std::string>& out) {
+    std::uint64_t count = 0;
+    // Each volume takes at least one byte, which bounds a hostile count.
+    if (!varint(count) || count > rest_.size()) return false;
+    out.resize(count);
+    for (auto& volume : out) {
+      if (!bytes(volume)) return false;
+    }
+    return true;
+  }
+
   bool at_end() const { return rest_.empty(); }
 
  private:
@@ -56,17 +74,37 @@ Error corrupt(std::string_view what) {
   return Error{Errc::kInternal, "corrupt index record: " + std::string(what)};
 }
 
+Result<IndexRecord> decode_format1(Reader& reader) {
+  IndexRecord record;
+  std::uint8_t state = 0;
+  if (!reader.u8(state) || !reader.varint(record.size) || !reader.varint(record.version) ||
+      !reader.bytes(record.checksum)) {
+    return corrupt("truncated");
+  }
+  if (state != static_cast<std::uint8_t>(IndexRecord::State::kCommitted)) {
+    return corrupt("unknown state " + std::to_string(state));
+  }
+  if (!reader.volumes(record.volumes)) return corrupt("truncated volume list");
+  if (!reader.at_end()) return corrupt("trailing bytes");
+  return record;
+}
+
 }  // namespace
 
 std::string encode_record(const IndexRecord& record) {
   std::string out;
   out.push_back(static_cast<char>(kIndexRecordFormat));
   out.push_back(static_cast<char>(record.state));
-  put_varint(out, record.size);
   put_varint(out, record.version);
+  put_varint(out, record.size);
   put_bytes(out, record.checksum);
-  put_varint(out, record.volumes.size());
-  for (const auto& volume : record.volumes) put_bytes(out, volume);
+  put_volumes(out, record.volumes);
+  out.push_back(record.previous ? 1 : 0);
+  if (record.previous) {
+    put_varint(out, record.previous->version);
+    put_bytes(out, record.previous->checksum);
+    put_volumes(out, record.previous->volumes);
+  }
   return out;
 }
 
@@ -74,25 +112,35 @@ Result<IndexRecord> decode_record(std::string_view bytes) {
   Reader reader(bytes);
   std::uint8_t format = 0;
   if (!reader.u8(format)) return corrupt("empty");
+  if (format == kFormat1) return decode_format1(reader);
   if (format != kIndexRecordFormat) return corrupt("unknown format " + std::to_string(format));
   IndexRecord record;
   std::uint8_t state = 0;
-  std::uint64_t volume_count = 0;
-  if (!reader.u8(state) || !reader.varint(record.size) || !reader.varint(record.version) ||
-      !reader.bytes(record.checksum) || !reader.varint(volume_count)) {
+  std::uint8_t has_previous = 0;
+  if (!reader.u8(state) || !reader.varint(record.version) || !reader.varint(record.size) ||
+      !reader.bytes(record.checksum)) {
     return corrupt("truncated");
   }
-  if (state != static_cast<std::uint8_t>(IndexRecord::State::kCommitted)) {
+  if (state > static_cast<std::uint8_t>(IndexRecord::State::kTombstone)) {
     return corrupt("unknown state " + std::to_string(state));
   }
-  // Each volume takes at least one byte, which bounds a hostile count.
-  if (volume_count > bytes.size()) return corrupt("volume count too large");
-  record.volumes.resize(volume_count);
-  for (auto& volume : record.volumes) {
-    if (!reader.bytes(volume)) return corrupt("truncated volume list");
+  record.state = static_cast<IndexRecord::State>(state);
+  if (!reader.volumes(record.volumes)) return corrupt("truncated volume list");
+  if (!reader.u8(has_previous) || has_previous > 1) return corrupt("truncated");
+  if (has_previous == 1) {
+    auto& previous = record.previous.emplace();
+    if (!reader.varint(previous.version) || !reader.bytes(previous.checksum) ||
+        !reader.volumes(previous.volumes)) {
+      return corrupt("truncated previous version");
+    }
   }
   if (!reader.at_end()) return corrupt("trailing bytes");
   return record;
+}
+
+bool encoded_record_is_committed(std::string_view bytes) {
+  return bytes.size() >= 2 && (bytes[0] == kFormat1 || bytes[0] == kIndexRecordFormat) &&
+         bytes[1] == static_cast<char>(IndexRecord::State::kCommitted);
 }
 
 }  // namespace kalavara

@@ -1,12 +1,16 @@
 // kalavara-master: flags and wiring only; the logic is in master_service.
 #include <spdlog/spdlog.h>
 
+#include "common/blocking.hpp"
 #include "common/cli.hpp"
 #include "common/daemon.hpp"
 #include "common/logging.hpp"
 #include "common/server_runtime.hpp"
+#include "master/key_protocol.hpp"
 #include "master/master_service.hpp"
+#include "master/removal_worker.hpp"
 #include "master/rocksdb_index_store.hpp"
+#include "master/volume_registry.hpp"
 
 int main(int argc, char** argv) {
   using namespace kalavara;
@@ -20,6 +24,8 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::size_t cache_mib = 64;
   std::size_t replicas = 1;
+  unsigned old_version_grace = 30;
+  unsigned max_upload_time = 3600;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   app.add_option("-d,--data-dir", data_dir, "folder of the index (RocksDB)")->required();
   app.add_option("-v,--volumes", volume_flags, "volume base URLs, e.g. http://127.0.0.1:6001");
@@ -28,6 +34,14 @@ int main(int argc, char** argv) {
   app.add_option("--advertise-url", advertise,
                  "URL volumes reach this master at (default: the Host of each PUT)");
   app.add_option("--replicas", replicas, "copies of every value, on distinct volumes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--old-version-grace", old_version_grace,
+                 "seconds a replaced version stays readable for readers already sent to it")
+      ->capture_default_str();
+  app.add_option("--max-upload-time", max_upload_time,
+                 "seconds an upload may take from its redirect to its commit; deletes are "
+                 "remembered at least this long")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--block-cache-mib", cache_mib, "RocksDB block cache size")->capture_default_str();
@@ -60,41 +74,57 @@ int main(int argc, char** argv) {
     options.advertise_url = *url;
   }
 
-  auto store = RocksDbIndexStore::open(data_dir, cache_mib * 1024 * 1024);
+  // Synced index writes wait on the blocking pool, not on an io thread;
+  // concurrent ones are group-committed by RocksDB.
+  ServerRuntime runtime(threads, 16);
+  auto store = RocksDbIndexStore::open(data_dir, cache_mib * 1024 * 1024, runtime.blocking());
   if (!store) {
     spdlog::critical("{}", store.error().message);
     return 1;
   }
-  auto clock = VersionClock::open(**store);
+  auto clock = run_to_completion(runtime.io(), VersionClock::open(**store));
   if (!clock) {
     spdlog::critical("{}", clock.error().message);
     return 1;
   }
-  ServerRuntime runtime(threads);
-  // Health and service refer to each other: health asks for the volumes and
-  // reports live ones; the service asks health which volumes are up.
-  MasterService* service_ptr = nullptr;
-  VolumeHealth health(
-      runtime.io(), {}, [&service_ptr] { return service_ptr->volumes(); },
-      [&service_ptr, &runtime](const std::string& url) {
-        service_ptr->volume_alive(url, runtime.io().get_executor());
-      });
-  MasterService service(**store, **clock, health, options);
-  service_ptr = &service;
-  if (auto status = service.load_volumes(volumes); !status) {
+  ProtocolSettings settings;
+  settings.old_version_grace = std::chrono::seconds(old_version_grace);
+  settings.max_upload_time = std::chrono::seconds(max_upload_time);
+  KeyProtocol protocol(**store, **clock, settings);
+
+  VolumeRegistry registry(**store);
+  if (auto status = run_to_completion(runtime.io(), registry.load()); !status) {
     spdlog::critical("{}", status.error().message);
     return 1;
   }
-  if (service.volumes().size() < replicas) {
-    spdlog::warn("{} volume(s) known, {} replicas wanted: PUTs answer 503 until enough are up",
-                 service.volumes().size(), replicas);
+  for (const auto& url : volumes) {
+    if (auto added = run_to_completion(runtime.io(), registry.add(url)); !added) {
+      spdlog::critical("{}", added.error().message);
+      return 1;
+    }
   }
+  if (registry.snapshot()->size() < replicas) {
+    spdlog::warn("{} volume(s) known, {} replicas wanted: PUTs answer 503 until enough are up",
+                 registry.snapshot()->size(), replicas);
+  }
+
+  RemovalWorker removals(protocol);
+  VolumeHealth health(
+      runtime.io(), {}, [&registry] { return *registry.snapshot(); },
+      [&removals, &runtime](const std::string& url) {
+        removals.volume_alive(url, runtime.io().get_executor());
+      });
+  MasterService service(protocol, registry, health, removals, options);
 
   http::Router router;
   service.add_routes(router);
   health.start();
-  runtime.on_stop([&health] { health.stop(); });
+  removals.start(runtime.io().get_executor());
+  runtime.on_stop([&health, &removals] {
+    health.stop();
+    removals.stop();
+  });
   return serve_until_stopped(runtime, router, bind, port, "kalavara-master",
                              fmt::format(" with {} volume(s), {} replica(s), {} thread(s)",
-                                         service.volumes().size(), replicas, threads));
+                                         registry.snapshot()->size(), replicas, threads));
 }

@@ -6,34 +6,36 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <functional>
+
+#include "common/blocking.hpp"
 
 namespace kalavara {
 namespace {
 
 constexpr char kRecordPrefix = 'k';
 constexpr char kVolumePrefix = 'v';
-constexpr char kPendingPrefix = 'p';
+constexpr char kRemovalPrefix = 'q';
+constexpr char kCollectionPrefix = 'c';
+constexpr char kLegacyPendingPrefix = 'p';
 constexpr std::string_view kVersionFloorKey = "mversion-floor";
+constexpr std::string_view kAbsentFloorKey = "mabsent-floor";
 
-std::string pending_key(std::string_view volume, std::string_view key) {
-  std::string out(1, kPendingPrefix);
-  out.append(volume);
-  out.push_back('\0');
-  out.append(key);
-  return out;
+void append_u64(std::string& out, std::uint64_t value) {
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((value >> shift) & 0xFF));
+  }
 }
 
 std::string encode_u64(std::uint64_t value) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i, value >>= 8) {
-    out[static_cast<std::size_t>(i)] = static_cast<char>(value & 0xFF);
-  }
+  std::string out;
+  append_u64(out, value);
   return out;
 }
 
 std::uint64_t decode_u64(std::string_view bytes) {
   std::uint64_t value = 0;
-  for (const char c : bytes) value = (value << 8) | static_cast<std::uint8_t>(c);
+  for (const char c : bytes.substr(0, 8)) value = (value << 8) | static_cast<std::uint8_t>(c);
   return value;
 }
 
@@ -45,23 +47,101 @@ std::string prefixed(char prefix, std::string_view name) {
   return out;
 }
 
+std::string removal_prefix(std::string_view volume) {
+  std::string out = prefixed(kRemovalPrefix, volume);
+  out.push_back('\0');
+  return out;
+}
+
+std::string removal_key(const PendingRemoval& removal) {
+  auto out = removal_prefix(removal.volume);
+  append_u64(out, removal.not_before);
+  out.append(removal.key);
+  return out;
+}
+
+std::string collection_key(const PendingCollection& collection) {
+  std::string out(1, kCollectionPrefix);
+  append_u64(out, collection.not_before);
+  out.append(collection.key);
+  return out;
+}
+
 Error storage_error(std::string_view what, const rocksdb::Status& status) {
   return Error{Errc::kInternal, "index " + std::string(what) + " failed: " + status.ToString()};
 }
 
-rocksdb::WriteOptions synced() {
+rocksdb::WriteOptions write_options(bool durable) {
   rocksdb::WriteOptions options;
-  options.sync = true;
+  options.sync = durable;
   return options;
+}
+
+// The u64 stored at `key`, or nullopt when there is none.
+Result<std::optional<std::uint64_t>> get_u64(rocksdb::DB& db, std::string_view key) {
+  std::string value;
+  const auto status = db.Get(rocksdb::ReadOptions(), key, &value);
+  if (status.IsNotFound()) return std::optional<std::uint64_t>{};
+  if (!status.ok()) return storage_error("read", status);
+  if (value.size() != 8) return Error{Errc::kInternal, "corrupt index entry (8 bytes expected)"};
+  return std::optional<std::uint64_t>{decode_u64(value)};
+}
+
+// Queues `value` at `key` unless an entry there already holds as much (the
+// higher version covers the lower one).
+rocksdb::Status put_at_least(rocksdb::DB& db, rocksdb::WriteBatch& batch, const std::string& key,
+                             std::uint64_t value) {
+  std::string existing;
+  const auto status = db.Get(rocksdb::ReadOptions(), key, &existing);
+  if (status.ok() && decode_u64(existing) >= value) return status;
+  if (!status.ok() && !status.IsNotFound()) return status;
+  return batch.Put(key, encode_u64(value));
+}
+
+// Removes the entry at `key` only if it still holds `value`.
+rocksdb::Status delete_if_unchanged(rocksdb::DB& db, rocksdb::WriteBatch& batch,
+                                    const std::string& key, std::uint64_t value) {
+  std::string existing;
+  const auto status = db.Get(rocksdb::ReadOptions(), key, &existing);
+  if (status.IsNotFound()) return rocksdb::Status::OK();
+  if (!status.ok() || decode_u64(existing) != value) return status;
+  return batch.Delete(key);
+}
+
+// Moves removals queued by older builds ("p" entries) into the "q" queue,
+// due at once.
+Status migrate_legacy_queue(rocksdb::DB& db) {
+  rocksdb::WriteBatch batch;
+  const std::string prefix(1, kLegacyPendingPrefix);
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const auto entry = it->key().ToStringView().substr(1);
+    const auto nul = entry.find('\0');
+    if (nul == std::string_view::npos) continue;
+    PendingRemoval removal{std::string(entry.substr(0, nul)), std::string(entry.substr(nul + 1)),
+                           decode_u64(it->value().ToStringView()), 0};
+    auto status = batch.Put(removal_key(removal), encode_u64(removal.up_to));
+    if (status.ok()) status = batch.Delete(it->key());
+    if (!status.ok()) return storage_error("queue migration", status);
+  }
+  if (!it->status().ok()) return storage_error("queue migration", it->status());
+  if (batch.Count() == 0) return {};
+  const auto status = db.Write(write_options(true), &batch);
+  if (!status.ok()) return storage_error("queue migration", status);
+  return {};
 }
 
 }  // namespace
 
-RocksDbIndexStore::RocksDbIndexStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+RocksDbIndexStore::RocksDbIndexStore(std::unique_ptr<rocksdb::DB> db,
+                                     boost::asio::thread_pool& blocking, std::uint64_t absent_floor)
+    : db_(std::move(db)), blocking_(blocking), absent_floor_(absent_floor) {}
+
 RocksDbIndexStore::~RocksDbIndexStore() = default;
 
-Result<std::unique_ptr<RocksDbIndexStore>> RocksDbIndexStore::open(const std::string& directory,
-                                                                   std::size_t block_cache_bytes) {
+Result<std::unique_ptr<RocksDbIndexStore>> RocksDbIndexStore::open(
+    const std::string& directory, std::size_t block_cache_bytes,
+    boost::asio::thread_pool& blocking) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.IncreaseParallelism(2);
@@ -91,31 +171,17 @@ Result<std::unique_ptr<RocksDbIndexStore>> RocksDbIndexStore::open(const std::st
   rocksdb::DB* raw = nullptr;
   const auto status = rocksdb::DB::Open(options, directory, &raw);
   if (!status.ok()) return storage_error("open of " + directory, status);
+  std::unique_ptr<rocksdb::DB> db(raw);
+  if (auto migrated = migrate_legacy_queue(*db); !migrated) return migrated.error();
+  auto absent_floor = get_u64(*db, kAbsentFloorKey);
+  if (!absent_floor) return absent_floor.error();
   return std::unique_ptr<RocksDbIndexStore>(
-      new RocksDbIndexStore(std::unique_ptr<rocksdb::DB>(raw)));
+      new RocksDbIndexStore(std::move(db), blocking, absent_floor->value_or(0)));
 }
 
 Status RocksDbIndexStore::compact() {
   const auto status = db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr);
   if (!status.ok()) return storage_error("compaction", status);
-  return {};
-}
-
-Result<std::optional<IndexRecord>> RocksDbIndexStore::get(std::string_view key) {
-  // Pinned: the value is decoded straight from the cached block, not copied.
-  rocksdb::PinnableSlice value;
-  const auto status = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(),
-                               prefixed(kRecordPrefix, key), &value);
-  if (status.IsNotFound()) return std::optional<IndexRecord>{};
-  if (!status.ok()) return storage_error("read", status);
-  auto record = decode_record(value.ToStringView());
-  if (!record) return record.error();
-  return std::optional<IndexRecord>(std::move(record).value());
-}
-
-Status RocksDbIndexStore::put(std::string_view key, const IndexRecord& record) {
-  const auto status = db_->Put(synced(), prefixed(kRecordPrefix, key), encode_record(record));
-  if (!status.ok()) return storage_error("write", status);
   return {};
 }
 
@@ -126,113 +192,252 @@ Status RocksDbIndexStore::put_batch(
     const auto status = batch.Put(prefixed(kRecordPrefix, key), encode_record(record));
     if (!status.ok()) return storage_error("batch", status);
   }
-  const auto status = db_->Write(synced(), &batch);
+  const auto status = db_->Write(write_options(true), &batch);
   if (!status.ok()) return storage_error("batch write", status);
   return {};
 }
 
-Result<KeyPage> RocksDbIndexStore::list(std::string_view prefix, std::string_view start,
-                                        std::size_t limit) {
-  const auto first = prefixed(kRecordPrefix, std::max(prefix, start));
-  const auto wanted = prefixed(kRecordPrefix, prefix);
-  KeyPage page;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(first); it->Valid() && it->key().starts_with(wanted); it->Next()) {
-    auto key = it->key().ToStringView().substr(1);
-    if (page.keys.size() == limit) {
-      page.next.assign(key);
-      break;
-    }
-    page.keys.emplace_back(key);
+std::mutex& RocksDbIndexStore::stripe_of(std::string_view key) {
+  return stripes_[std::hash<std::string_view>{}(key) % stripes_.size()];
+}
+
+Result<RecordRead> RocksDbIndexStore::read_blocking(std::string_view key) {
+  rocksdb::PinnableSlice value;
+  const auto status = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(),
+                               prefixed(kRecordPrefix, key), &value);
+  RecordRead read;
+  if (status.IsNotFound()) {
+    read.absent_floor = absent_floor_.load();
+    return read;
   }
-  if (!it->status().ok()) return storage_error("listing", it->status());
-  return page;
-}
-
-Result<std::vector<std::string>> RocksDbIndexStore::volumes() {
-  std::vector<std::string> urls;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  const std::string start(1, kVolumePrefix);
-  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
-    urls.emplace_back(it->key().ToStringView().substr(1));
-  }
-  if (!it->status().ok()) return storage_error("volume scan", it->status());
-  return urls;
-}
-
-Status RocksDbIndexStore::add_volume(std::string_view url) {
-  const auto status = db_->Put(synced(), prefixed(kVolumePrefix, url), "");
-  if (!status.ok()) return storage_error("volume registration", status);
-  return {};
-}
-
-}  // namespace kalavara
-
-namespace kalavara {
-
-Result<std::uint64_t> RocksDbIndexStore::version_floor() {
-  std::string value;
-  const auto status = db_->Get(rocksdb::ReadOptions(), kVersionFloorKey, &value);
-  if (status.IsNotFound()) return std::uint64_t{0};
   if (!status.ok()) return storage_error("read", status);
-  if (value.size() != 8) return Error{Errc::kInternal, "corrupt version floor"};
-  return decode_u64(value);
+  auto record = decode_record(value.ToStringView());
+  if (!record) return record.error();
+  read.record = std::move(record).value();
+  return read;
 }
 
-Status RocksDbIndexStore::set_version_floor(std::uint64_t floor) {
-  const auto status = db_->Put(synced(), kVersionFloorKey, encode_u64(floor));
-  if (!status.ok()) return storage_error("version floor write", status);
-  return {};
-}
-
-}  // namespace kalavara
-
-namespace kalavara {
-
-Status RocksDbIndexStore::erase_and_queue(std::string_view key,
-                                          const std::vector<PendingDelete>& pending) {
-  rocksdb::WriteBatch batch;
-  auto status = batch.Delete(prefixed(kRecordPrefix, key));
-  for (const auto& entry : pending) {
-    if (!status.ok()) break;
-    status = batch.Put(pending_key(entry.volume, entry.key), encode_u64(entry.version));
-  }
-  if (status.ok()) status = db_->Write(synced(), &batch);
-  if (!status.ok()) return storage_error("delete", status);
-  return {};
-}
-
-Status RocksDbIndexStore::queue_delete(const PendingDelete& pending) {
+IndexStore::Async<RecordRead> RocksDbIndexStore::read(std::string_view key) {
+  // Memory only (memtable, block cache, open tables' filters): no I/O, so it
+  // may run on the io thread. Pinned: decoded straight from the cached block.
+  rocksdb::ReadOptions memory_only;
+  memory_only.read_tier = rocksdb::kBlockCacheTier;
+  rocksdb::PinnableSlice value;
   const auto status =
-      db_->Put(synced(), pending_key(pending.volume, pending.key), encode_u64(pending.version));
-  if (!status.ok()) return storage_error("pending delete write", status);
-  return {};
-}
-
-Result<std::vector<PendingDelete>> RocksDbIndexStore::pending_deletes(std::string_view volume,
-                                                                      std::size_t limit) {
-  std::vector<PendingDelete> pending;
-  const auto prefix = pending_key(volume, "");
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && pending.size() < limit;
-       it->Next()) {
-    pending.push_back({std::string(volume),
-                       std::string(it->key().ToStringView().substr(prefix.size())),
-                       decode_u64(it->value().ToStringView())});
+      db_->Get(memory_only, db_->DefaultColumnFamily(), prefixed(kRecordPrefix, key), &value);
+  if (status.IsNotFound()) {
+    RecordRead read;
+    // Loaded after the record's absence was seen: see absent_floor_.
+    read.absent_floor = absent_floor_.load();
+    co_return read;
   }
-  if (!it->status().ok()) return storage_error("pending delete scan", it->status());
-  return pending;
+  if (status.ok()) {
+    auto record = decode_record(value.ToStringView());
+    if (!record) co_return record.error();
+    RecordRead read;
+    read.record = std::move(record).value();
+    co_return read;
+  }
+  if (!status.IsIncomplete()) co_return storage_error("read", status);
+  Result<RecordRead> read = RecordRead{};
+  co_await run_blocking(blocking_, [&] { read = read_blocking(key); });
+  co_return read;
 }
 
-Status RocksDbIndexStore::clear_pending(const PendingDelete& applied) {
-  const auto key = pending_key(applied.volume, applied.key);
-  std::string value;
-  auto status = db_->Get(rocksdb::ReadOptions(), key, &value);
-  if (status.IsNotFound()) return {};
-  if (status.ok() && decode_u64(value) > applied.version) return {};  // replaced by a newer one
-  if (status.ok()) status = db_->Delete(synced(), key);
-  if (!status.ok()) return storage_error("pending delete removal", status);
-  return {};
+Result<bool> RocksDbIndexStore::apply_blocking(const KeyMutation& mutation) {
+  std::lock_guard lock(stripe_of(mutation.key));
+  const auto record_key = prefixed(kRecordPrefix, mutation.key);
+  rocksdb::WriteBatch batch;
+  rocksdb::Status status;
+  if (mutation.expected) {
+    auto current = read_blocking(mutation.key);
+    if (!current) return current.error();
+    if (current->record != mutation.expected->record) return false;
+    status = mutation.record ? batch.Put(record_key, encode_record(*mutation.record))
+                             : batch.Delete(record_key);
+  }
+  for (const auto& removal : mutation.queue) {
+    if (status.ok()) status = put_at_least(*db_, batch, removal_key(removal), removal.up_to);
+  }
+  for (const auto& removal : mutation.cleared) {
+    if (status.ok()) status = delete_if_unchanged(*db_, batch, removal_key(removal), removal.up_to);
+  }
+  for (const auto& collection : mutation.collect) {
+    if (status.ok()) {
+      status = put_at_least(*db_, batch, collection_key(collection), collection.version);
+    }
+  }
+  for (const auto& collection : mutation.collected) {
+    if (status.ok()) {
+      status = delete_if_unchanged(*db_, batch, collection_key(collection), collection.version);
+    }
+  }
+  if (!status.ok()) return storage_error("batch", status);
+  if (batch.Count() == 0) return true;
+
+  std::unique_lock<std::mutex> floor_lock;
+  if (mutation.raise_absent_floor > absent_floor_.load()) {
+    floor_lock = std::unique_lock(absent_floor_mutex_);
+    // Raised in memory first: from the moment the erase below is visible, a
+    // read that finds no record must also find the floor that replaces it.
+    // If the write then fails, the floor stays raised, which only refuses
+    // more.
+    const auto floor = std::max(absent_floor_.load(), mutation.raise_absent_floor);
+    absent_floor_.store(floor);
+    status = batch.Put(kAbsentFloorKey, encode_u64(floor));
+    if (!status.ok()) return storage_error("batch", status);
+  }
+  status = db_->Write(write_options(mutation.durable), &batch);
+  if (!status.ok()) return storage_error("write", status);
+  return true;
+}
+
+IndexStore::Async<bool> RocksDbIndexStore::apply(const KeyMutation& mutation) {
+  Result<bool> applied = false;
+  co_await run_blocking(blocking_, [&] { applied = apply_blocking(mutation); });
+  co_return applied;
+}
+
+IndexStore::Async<KeyPage> RocksDbIndexStore::list(std::string_view prefix, std::string_view start,
+                                                   std::size_t limit) {
+  Result<KeyPage> result = KeyPage{};
+  co_await run_blocking(blocking_, [&] {
+    const auto first = prefixed(kRecordPrefix, std::max(prefix, start));
+    const auto wanted = prefixed(kRecordPrefix, prefix);
+    KeyPage page;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(first); it->Valid() && it->key().starts_with(wanted); it->Next()) {
+      if (!encoded_record_is_committed(it->value().ToStringView())) continue;
+      auto key = it->key().ToStringView().substr(1);
+      if (page.keys.size() == limit) {
+        page.next.assign(key);
+        break;
+      }
+      page.keys.emplace_back(key);
+    }
+    if (!it->status().ok()) {
+      result = storage_error("listing", it->status());
+    } else {
+      result = std::move(page);
+    }
+  });
+  co_return result;
+}
+
+IndexStore::Async<std::vector<PendingRemoval>> RocksDbIndexStore::due_removals(
+    std::string_view volume, std::uint64_t now, std::size_t limit,
+    const std::optional<PendingRemoval>& after) {
+  Result<std::vector<PendingRemoval>> result = std::vector<PendingRemoval>{};
+  co_await run_blocking(blocking_, [&] {
+    std::vector<PendingRemoval> due;
+    const auto prefix = removal_prefix(volume);
+    const auto start = after ? removal_key(*after) : prefix;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    it->Seek(start);
+    if (after && it->Valid() && it->key() == start) it->Next();
+    for (; it->Valid() && it->key().starts_with(prefix) && due.size() < limit; it->Next()) {
+      const auto rest = it->key().ToStringView().substr(prefix.size());
+      if (rest.size() < 8) continue;
+      const auto not_before = decode_u64(rest);
+      if (not_before > now) break;  // in time order: nothing later is due either
+      due.push_back({std::string(volume), std::string(rest.substr(8)),
+                     decode_u64(it->value().ToStringView()), not_before});
+    }
+    if (!it->status().ok()) {
+      result = storage_error("removal queue scan", it->status());
+    } else {
+      result = std::move(due);
+    }
+  });
+  co_return result;
+}
+
+IndexStore::Async<std::vector<PendingCollection>> RocksDbIndexStore::due_collections(
+    std::uint64_t now, std::size_t limit) {
+  Result<std::vector<PendingCollection>> result = std::vector<PendingCollection>{};
+  co_await run_blocking(blocking_, [&] {
+    std::vector<PendingCollection> due;
+    const std::string prefix(1, kCollectionPrefix);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && due.size() < limit;
+         it->Next()) {
+      const auto rest = it->key().ToStringView().substr(1);
+      if (rest.size() < 8) continue;
+      const auto not_before = decode_u64(rest);
+      if (not_before > now) break;
+      due.push_back(
+          {std::string(rest.substr(8)), decode_u64(it->value().ToStringView()), not_before});
+    }
+    if (!it->status().ok()) {
+      result = storage_error("collection queue scan", it->status());
+    } else {
+      result = std::move(due);
+    }
+  });
+  co_return result;
+}
+
+IndexStore::Async<std::vector<std::string>> RocksDbIndexStore::volumes() {
+  Result<std::vector<std::string>> result = std::vector<std::string>{};
+  co_await run_blocking(blocking_, [&] {
+    std::vector<std::string> urls;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    const std::string start(1, kVolumePrefix);
+    for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+      urls.emplace_back(it->key().ToStringView().substr(1));
+    }
+    if (!it->status().ok()) {
+      result = storage_error("volume scan", it->status());
+    } else {
+      result = std::move(urls);
+    }
+  });
+  co_return result;
+}
+
+boost::asio::awaitable<Status> RocksDbIndexStore::add_volume(std::string_view url) {
+  Status result;
+  co_await run_blocking(blocking_, [&] {
+    const auto status = db_->Put(write_options(true), prefixed(kVolumePrefix, url), "");
+    if (!status.ok()) result = storage_error("volume registration", status);
+  });
+  co_return result;
+}
+
+IndexStore::Async<std::uint64_t> RocksDbIndexStore::version_floor() {
+  Result<std::uint64_t> result = std::uint64_t{0};
+  co_await run_blocking(blocking_, [&] {
+    auto floor = get_u64(*db_, kVersionFloorKey);
+    if (!floor) {
+      result = floor.error();
+    } else {
+      result = floor->value_or(0);
+    }
+  });
+  co_return result;
+}
+
+IndexStore::Async<std::uint64_t> RocksDbIndexStore::raise_version_floor(std::uint64_t floor) {
+  Result<std::uint64_t> result = std::uint64_t{0};
+  co_await run_blocking(blocking_, [&] {
+    std::lock_guard lock(version_floor_mutex_);
+    auto stored = get_u64(*db_, kVersionFloorKey);
+    if (!stored) {
+      result = stored.error();
+      return;
+    }
+    if (stored->value_or(0) >= floor) {
+      result = **stored;
+      return;
+    }
+    const auto status = db_->Put(write_options(true), kVersionFloorKey, encode_u64(floor));
+    if (!status.ok()) {
+      result = storage_error("version floor write", status);
+    } else {
+      result = floor;
+    }
+  });
+  co_return result;
 }
 
 }  // namespace kalavara

@@ -1,13 +1,36 @@
-// IndexStore on RocksDB. Records live under "k" + key, volumes under
-// "v" + url, pending deletes under "p" + url + NUL + key (value: the version,
-// 8 bytes big-endian) and the version floor under "m" + "version-floor", so
-// records stay in key order for listing. Every write is a
-// synced write (WAL fsynced before it returns); RocksDB groups concurrent
-// synced writes into one fsync.
+// IndexStore on an embedded RocksDB. Keys (byte order matters: records stay
+// in key order for listing, queues in time order for their scans):
+//
+//   "k" + key                                  the key's IndexRecord
+//   "q" + volume + NUL + be64(not_before) + key  a pending removal: be64(up_to)
+//   "c" + be64(not_before) + key               a tombstone collection: be64(version)
+//   "v" + volume                               a registered volume (empty value)
+//   "mversion-floor"                           be64: the version floor
+//   "mabsent-floor"                            be64: the floor of absent records
+//
+// (Older builds queued removals as "p" + volume + NUL + key → be64(version);
+// open() moves them into the "q" queue, due at once.)
+//
+// apply() is compare-and-put under a per-key stripe lock, taken only on the
+// blocking pool, never on an io thread, and held across the write: the
+// compare, the queue merges and the write of one key are one step. Durable
+// writes are synced (the WAL fsynced before the call returns); RocksDB groups
+// concurrent synced writes into one fsync.
+//
+// read() looks in memory first (memtable and block cache) on the calling
+// thread, which is all a GET usually needs; only when the record's block
+// must come from disk does it move to the blocking pool.
 #pragma once
 
+#include <boost/asio/thread_pool.hpp>
+
+#include <array>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "master/index_store.hpp"
 
@@ -19,32 +42,48 @@ namespace kalavara {
 
 class RocksDbIndexStore final : public IndexStore {
  public:
-  // Opens (creating if missing) the index in `directory`. Fails with kInternal and
-  // RocksDB's reason, e.g. when another process holds the directory's lock.
+  // Opens (creating if missing) the index in `directory`; blocking work runs
+  // on `blocking`, which must outlive the store and be joined before it is
+  // destroyed. Fails with kInternal and RocksDB's reason, e.g. when another
+  // process holds the directory's lock. Blocks: call at start-up.
   static Result<std::unique_ptr<RocksDbIndexStore>> open(const std::string& directory,
-                                                         std::size_t block_cache_bytes);
+                                                         std::size_t block_cache_bytes,
+                                                         boost::asio::thread_pool& blocking);
   ~RocksDbIndexStore() override;
 
-  // Compacts the whole index now, waiting for it (bulk loads, then serve).
+  // Bulk loading (benchmarks), blocking: stores committed `records` in one
+  // durable, atomic batch, and compacts the whole index.
+  Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>& records);
   Status compact();
 
-  Result<std::optional<IndexRecord>> get(std::string_view key) override;
-  Status put(std::string_view key, const IndexRecord& record) override;
-  Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>& records) override;
-  Status erase_and_queue(std::string_view key, const std::vector<PendingDelete>& pending) override;
-  Status queue_delete(const PendingDelete& pending) override;
-  Result<std::vector<PendingDelete>> pending_deletes(std::string_view volume,
-                                                     std::size_t limit) override;
-  Status clear_pending(const PendingDelete& applied) override;
-  Result<KeyPage> list(std::string_view prefix, std::string_view start, std::size_t limit) override;
-  Result<std::vector<std::string>> volumes() override;
-  Status add_volume(std::string_view url) override;
-  Result<std::uint64_t> version_floor() override;
-  Status set_version_floor(std::uint64_t floor) override;
+  Async<RecordRead> read(std::string_view key) override;
+  Async<bool> apply(const KeyMutation& mutation) override;
+  Async<KeyPage> list(std::string_view prefix, std::string_view start, std::size_t limit) override;
+  Async<std::vector<PendingRemoval>> due_removals(
+      std::string_view volume, std::uint64_t now, std::size_t limit,
+      const std::optional<PendingRemoval>& after) override;
+  Async<std::vector<PendingCollection>> due_collections(std::uint64_t now,
+                                                        std::size_t limit) override;
+  Async<std::vector<std::string>> volumes() override;
+  boost::asio::awaitable<Status> add_volume(std::string_view url) override;
+  Async<std::uint64_t> version_floor() override;
+  Async<std::uint64_t> raise_version_floor(std::uint64_t floor) override;
 
  private:
-  explicit RocksDbIndexStore(std::unique_ptr<rocksdb::DB> db);
+  RocksDbIndexStore(std::unique_ptr<rocksdb::DB> db, boost::asio::thread_pool& blocking,
+                    std::uint64_t absent_floor);
+  Result<RecordRead> read_blocking(std::string_view key);
+  Result<bool> apply_blocking(const KeyMutation& mutation);
+  std::mutex& stripe_of(std::string_view key);
+
   std::unique_ptr<rocksdb::DB> db_;
+  boost::asio::thread_pool& blocking_;
+  // Raised before a batch that erases a collected tombstone is written, so
+  // a read that finds the record gone finds the floor raised too.
+  std::atomic<std::uint64_t> absent_floor_;
+  std::mutex absent_floor_mutex_;   // orders the floor's writes: it never goes down
+  std::mutex version_floor_mutex_;  // likewise
+  std::array<std::mutex, 1024> stripes_;
 };
 
 }  // namespace kalavara

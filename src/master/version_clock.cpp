@@ -1,42 +1,79 @@
 #include "master/version_clock.hpp"
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <chrono>
 
 namespace kalavara {
-namespace {
 
-// How far ahead the floor is moved: one synced write per this much time
-// under steady load.
-constexpr std::uint64_t kFloorLeadMicros = 10'000'000;
-
-std::uint64_t now_micros() {
+std::uint64_t wall_clock_micros() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                         std::chrono::system_clock::now().time_since_epoch())
                                         .count());
 }
 
-}  // namespace
+VersionClock::VersionClock(IndexStore& store, Now now, std::uint64_t floor)
+    : store_(store), now_(std::move(now)), last_(floor), floor_(floor) {}
 
-VersionClock::VersionClock(IndexStore& store, std::uint64_t floor)
-    : store_(store), last_(floor), floor_(floor) {}
-
-Result<std::unique_ptr<VersionClock>> VersionClock::open(IndexStore& store) {
-  auto floor = store.version_floor();
-  if (!floor) return floor.error();
-  return std::unique_ptr<VersionClock>(new VersionClock(store, *floor));
+boost::asio::awaitable<Result<std::unique_ptr<VersionClock>>> VersionClock::open(IndexStore& store,
+                                                                                 Now now) {
+  auto floor = co_await store.version_floor();
+  if (!floor) co_return floor.error();
+  co_return std::unique_ptr<VersionClock>(new VersionClock(store, std::move(now), *floor));
 }
 
-Result<std::uint64_t> VersionClock::next() {
+std::uint64_t VersionClock::floor() const {
   std::lock_guard lock(mutex_);
-  const auto version = std::max(now_micros(), last_ + 1);
-  if (version >= floor_) {
-    const auto floor = version + kFloorLeadMicros;
-    if (auto status = store_.set_version_floor(floor); !status) return status.error();
-    floor_ = floor;
+  return floor_;
+}
+
+void VersionClock::raised(std::uint64_t floor) {
+  std::lock_guard lock(mutex_);
+  floor_ = std::max(floor_, floor);
+}
+
+boost::asio::awaitable<void> VersionClock::raise_in_background(std::uint64_t target) {
+  // A failure is not reported here: the floor stays where it is, and the
+  // next() that reaches it raises it itself and reports the failure.
+  if (auto floor = co_await store_.raise_version_floor(target)) raised(*floor);
+  std::lock_guard lock(mutex_);
+  raising_ = false;
+}
+
+boost::asio::awaitable<Result<std::uint64_t>> VersionClock::next() {
+  // A round that reaches the floor raises it; the next one then issues,
+  // unless concurrent calls took everything the raise covered.
+  for (int round = 0; round < 3; ++round) {
+    std::uint64_t version = 0;
+    std::uint64_t background_target = 0;
+    bool issued = false;
+    {
+      std::lock_guard lock(mutex_);
+      version = std::max(now_(), last_ + 1);
+      if (version < floor_) {
+        last_ = version;
+        issued = true;
+        if (!raising_ && floor_ - version <= kFloorLeadMicros / 2) {
+          raising_ = true;
+          background_target = version + kFloorLeadMicros;
+        }
+      }
+    }
+    if (issued) {
+      if (background_target != 0) {
+        boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                              raise_in_background(background_target), boost::asio::detached);
+      }
+      co_return version;
+    }
+    // The floor is reached: nothing may be issued until it is stored higher.
+    auto floor = co_await store_.raise_version_floor(version + kFloorLeadMicros);
+    if (!floor) co_return floor.error();
+    raised(*floor);
   }
-  last_ = version;
-  return version;
+  co_return Error{Errc::kInternal, "the version floor keeps being overtaken; try again"};
 }
 
 }  // namespace kalavara

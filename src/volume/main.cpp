@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   VolumeService service(**store, options);
   http::Router router;
   service.add_routes(router);
-  ServerRuntime runtime(threads);
+  ServerRuntime runtime(threads, 16);
   std::optional<Registration> registration;
   if (options.master) {
     registration.emplace(runtime.io(), *options.master, *options.base_url);

@@ -299,7 +299,9 @@ void curl_put(Scenario& s, const std::string& key, const std::string& value) {
 
 void start_and_store(Scenario& s) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(s.cluster.start_volume());
-  ASSERT_TRUE(s.cluster.start_master_with_args(s.cluster.volume_urls(), {"--replicas", "2"}));
+  // A short grace, so overwritten keys' old versions go within the test.
+  ASSERT_TRUE(s.cluster.start_master_with_args(s.cluster.volume_urls(),
+                                               {"--replicas", "2", "--old-version-grace", "1"}));
   const std::string run = random_token(6);
   for (std::size_t i = 0; i < kInitialKeys; ++i) {
     const std::string key = "rep-" + run + "-" + std::to_string(i);
@@ -644,7 +646,8 @@ TEST(Replication, RacingWritersConvergeToOneValueOnBothReplicas) {
   TempDir tmp;
   Cluster cluster(tmp);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(cluster.start_volume());
-  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(), {"--replicas", "2"}));
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(),
+                                             {"--replicas", "2", "--old-version-grace", "1"}));
   const uint16_t mport = cluster.master_port();
   const std::string key = "race-" + random_token(10);
   const std::string digest = sha256_hex(key);

@@ -23,7 +23,8 @@ std::string version_in(const std::string& location) {
 TEST(Versions, RedirectsCarryIncreasingVersionsAndReadsNameTheCommittedOne) {
   TempDir tmp;
   Cluster cluster(tmp);
-  ASSERT_TRUE(cluster.start(1));
+  ASSERT_TRUE(cluster.start_volume());
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(), {"--old-version-grace", "1"}));
   const std::string key = "/store/versioned-" + random_token(8);
 
   const auto first = put_via_master(cluster.master_port(), key, "one");
@@ -41,8 +42,8 @@ TEST(Versions, RedirectsCarryIncreasingVersionsAndReadsNameTheCommittedOne) {
   EXPECT_EQ(version_in(location_of(read.first)), v2) << read.describe();
   EXPECT_EQ(read.second.body, "two");
 
-  // The old version's file goes once the new one is committed; asking the
-  // volume for it then finds nothing.
+  // The old version's file goes once its grace has passed after the new one
+  // was committed; asking the volume for it then finds nothing.
   EXPECT_TRUE(wait_until([&] { return cluster.blob_count() == 1; }, 10s))
       << cluster.blob_count() << " blob files";
   const auto old = http_request(cluster.volume(0).port(), "GET", key + "?version=" + v1);

@@ -14,10 +14,45 @@ IndexRecord sample() {
   return record;
 }
 
+IndexRecord overwritten() {
+  auto record = sample();
+  record.previous = IndexRecord::Previous{41, std::string(32, 'f'), {"http://127.0.0.1:6003"}};
+  return record;
+}
+
+IndexRecord tombstone() {
+  IndexRecord record;
+  record.state = IndexRecord::State::kTombstone;
+  record.version = 43;
+  record.volumes = {"http://127.0.0.1:6002"};
+  return record;
+}
+
 TEST(IndexRecord, RoundTrips) {
-  EXPECT_EQ(decode_record(encode_record(sample())).value(), sample());
-  IndexRecord empty;
-  EXPECT_EQ(decode_record(encode_record(empty)).value(), empty);
+  for (const auto& record : {sample(), overwritten(), tombstone(), IndexRecord{}}) {
+    EXPECT_EQ(decode_record(encode_record(record)).value(), record);
+  }
+}
+
+TEST(IndexRecord, ReadsFormatOneRecords) {
+  // As the first builds wrote them: format, state, size, version, checksum,
+  // volumes.
+  const std::string format1 = {1, 0, 5, 42, 2, 'a', 'b', 1, 3, 'u', 'r', 'l'};
+  const auto record = decode_record(format1);
+  ASSERT_TRUE(record.ok()) << record.error().message;
+  EXPECT_TRUE(record->committed());
+  EXPECT_EQ(record->size, 5U);
+  EXPECT_EQ(record->version, 42U);
+  EXPECT_EQ(record->checksum, "ab");
+  EXPECT_EQ(record->volumes, std::vector<std::string>{"url"});
+  EXPECT_FALSE(record->previous.has_value());
+  EXPECT_TRUE(encoded_record_is_committed(format1));
+}
+
+TEST(IndexRecord, TellsTombstonesWithoutDecoding) {
+  EXPECT_TRUE(encoded_record_is_committed(encode_record(overwritten())));
+  EXPECT_FALSE(encoded_record_is_committed(encode_record(tombstone())));
+  EXPECT_FALSE(encoded_record_is_committed(""));
 }
 
 TEST(IndexRecord, StartsWithItsFormatByte) {
@@ -25,7 +60,7 @@ TEST(IndexRecord, StartsWithItsFormatByte) {
 }
 
 TEST(IndexRecord, RejectsEveryTruncation) {
-  const auto bytes = encode_record(sample());
+  const auto bytes = encode_record(overwritten());
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     auto record = decode_record(std::string_view(bytes).substr(0, n));
     EXPECT_FALSE(record.ok()) << n;
@@ -33,11 +68,14 @@ TEST(IndexRecord, RejectsEveryTruncation) {
 }
 
 TEST(IndexRecord, RejectsUnknownFormatsAndTrailingBytes) {
-  auto bytes = encode_record(sample());
+  auto bytes = encode_record(overwritten());
   auto other_format = bytes;
-  other_format[0] = 2;
+  other_format[0] = 3;
   EXPECT_FALSE(decode_record(other_format).ok());
   EXPECT_FALSE(decode_record(bytes + "x").ok());
+  auto unknown_state = bytes;
+  unknown_state[1] = 2;
+  EXPECT_FALSE(decode_record(unknown_state).ok());
   // A hostile volume count must not allocate wildly.
   std::string huge = {1, 0, 0, 0, 0, '\xff', '\xff', '\xff', '\xff', '\x0f'};
   EXPECT_FALSE(decode_record(huge).ok());

@@ -2,77 +2,76 @@
 
 #include <gtest/gtest.h>
 
-#include <map>
+#include "memory_index_store.hpp"
 
 namespace kalavara {
 namespace {
 
-// An in-memory IndexStore holding only what the clock uses.
-class FloorOnlyStore final : public IndexStore {
- public:
-  std::uint64_t floor = 0;
-  int floor_writes = 0;
-  bool fail_writes = false;
+using testing::MemoryIndexStore;
+using testing::run;
 
-  Result<std::uint64_t> version_floor() override { return floor; }
-  Status set_version_floor(std::uint64_t value) override {
-    if (fail_writes) return Error{Errc::kInternal, "disk gone"};
-    ++floor_writes;
-    floor = value;
-    return {};
-  }
-  Result<std::optional<IndexRecord>> get(std::string_view) override {
-    return std::optional<IndexRecord>{};
-  }
-  Status put(std::string_view, const IndexRecord&) override { return {}; }
-  Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>&) override { return {}; }
-  Status erase_and_queue(std::string_view, const std::vector<PendingDelete>&) override {
-    return {};
-  }
-  Status queue_delete(const PendingDelete&) override { return {}; }
-  Result<std::vector<PendingDelete>> pending_deletes(std::string_view, std::size_t) override {
-    return std::vector<PendingDelete>{};
-  }
-  Status clear_pending(const PendingDelete&) override { return {}; }
-  Result<KeyPage> list(std::string_view, std::string_view, std::size_t) override {
-    return KeyPage{};
-  }
-  Result<std::vector<std::string>> volumes() override { return std::vector<std::string>{}; }
-  Status add_volume(std::string_view) override { return {}; }
-};
+std::unique_ptr<VersionClock> open_clock(MemoryIndexStore& store, VersionClock::Now now) {
+  auto clock = run(VersionClock::open(store, std::move(now)));
+  EXPECT_TRUE(clock.ok());
+  return std::move(clock).value();
+}
 
-TEST(VersionClock, IssuesStrictlyIncreasingVersionsAndPersistsAheadRarely) {
-  FloorOnlyStore store;
-  auto clock = VersionClock::open(store);
-  ASSERT_TRUE(clock.ok());
+TEST(VersionClock, IssuesStrictlyIncreasingVersionsBelowTheStoredFloor) {
+  MemoryIndexStore store;
+  std::uint64_t now = 1'000'000;
+  auto clock = open_clock(store, [&] { return now; });
   std::uint64_t last = 0;
-  for (int i = 0; i < 10000; ++i) {
-    const auto version = (*clock)->next();
+  for (int i = 0; i < 30000; ++i) {
+    if (i % 2 == 0) now += 1000;  // a clock that moves on, and one that stands still
+    const auto version = run(clock->next());
     ASSERT_TRUE(version.ok());
     ASSERT_GT(*version, last);
     ASSERT_LT(*version, store.floor) << "a version at or above the stored floor";
+    ASSERT_LE(clock->floor(), store.floor);
     last = *version;
   }
-  EXPECT_LE(store.floor_writes, 2) << "the floor moves once per lead time, not per version";
+  // 15 s of clock: the floor (10 s ahead) is raised ahead of use a few
+  // times, not per version.
+  EXPECT_GE(store.floor_writes, 2);
+  EXPECT_LE(store.floor_writes, 6);
+}
+
+TEST(VersionClock, AVersionIssuedAfterAFloorWriteFailureIsStillBelowTheFloor) {
+  MemoryIndexStore store;
+  std::uint64_t now = 1'000'000;
+  auto clock = open_clock(store, [&] { return now; });
+  ASSERT_TRUE(run(clock->next()).ok());
+  store.fail_writes = true;
+  // Within the lead the clock goes on issuing without a write...
+  now += VersionClock::kFloorLeadMicros / 4;
+  ASSERT_TRUE(run(clock->next()).ok());
+  // ...but at the floor it stops.
+  now += VersionClock::kFloorLeadMicros;
+  const auto refused = run(clock->next());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::kInternal);
+  store.fail_writes = false;
+  const auto again = run(clock->next());
+  ASSERT_TRUE(again.ok());
+  EXPECT_LT(*again, store.floor);
 }
 
 TEST(VersionClock, StaysAboveEverythingIssuedBeforeARestartEvenIfTheClockWentBack) {
-  FloorOnlyStore store;
+  MemoryIndexStore store;
   // A floor far in the future, as if the clock had run fast before a restart.
   store.floor = ~0ULL / 2;
-  auto clock = VersionClock::open(store);
-  ASSERT_TRUE(clock.ok());
-  const auto version = (*clock)->next();
+  auto clock = open_clock(store, [] { return std::uint64_t{5}; });
+  const auto version = run(clock->next());
   ASSERT_TRUE(version.ok());
   EXPECT_GT(*version, ~0ULL / 2);
+  EXPECT_LT(*version, store.floor);
 }
 
 TEST(VersionClock, IssuesNothingWhenTheFloorCannotBeStored) {
-  FloorOnlyStore store;
+  MemoryIndexStore store;
   store.fail_writes = true;
-  auto clock = VersionClock::open(store);
-  ASSERT_TRUE(clock.ok());
-  auto version = (*clock)->next();
+  auto clock = open_clock(store, [] { return std::uint64_t{1'000'000}; });
+  auto version = run(clock->next());
   ASSERT_FALSE(version.ok());
   EXPECT_EQ(version.error().code, Errc::kInternal);
 }

@@ -1,0 +1,249 @@
+#include "common/internal_api.hpp"
+
+#include <algorithm>
+
+#include "common/http_client.hpp"
+#include "common/key_codec.hpp"
+#include "common/text.hpp"
+
+namespace kalavara::internal {
+namespace {
+
+constexpr std::string_view kMaster = "master";
+constexpr std::string_view kVersion = "version";
+constexpr std::string_view kReplicas = "replicas";
+constexpr std::string_view kReplica = "replica";
+constexpr std::string_view kVolumes = "volumes";
+constexpr std::string_view kSize = "size";
+constexpr std::string_view kChecksum = "checksum";
+constexpr std::string_view kIfMatch = "if_match";
+constexpr std::string_view kIfNoneMatch = "if_none_match";
+constexpr std::string_view kUpTo = "upto";
+constexpr std::string_view kCommitted = "committed";
+constexpr std::string_view kSuperseded = "superseded";
+
+Error bad(std::string_view what) { return Error{Errc::kBadInput, std::string(what)}; }
+
+void append_param(std::string& out, std::string_view name, std::string_view value) {
+  out += out.find('?') == std::string::npos ? '?' : '&';
+  out += name;
+  out += '=';
+  out += percent_encode_component(value);
+}
+
+std::string store_path(std::string_view key) {
+  std::string path(kStorePrefix);
+  path += encode_key_path(key);
+  return path;
+}
+
+// A version parameter: nullopt when absent; kBadInput unless a number >= 1.
+Result<std::optional<std::uint64_t>> version_param(std::string_view query, std::string_view name) {
+  const auto text = query_param(query, name);
+  if (!text) return std::optional<std::uint64_t>{};
+  const auto version = parse_decimal(*text);
+  if (!version || *version == 0) {
+    return bad(std::string(name) + "= must be a version number (1 or more)");
+  }
+  return std::optional<std::uint64_t>{version};
+}
+
+// Comma-separated base URLs, each named once, in canonical form.
+Result<std::vector<BaseUrl>> url_list(std::string_view list, std::string_view name) {
+  std::vector<BaseUrl> urls;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    auto url = parse_base_url(list.substr(0, comma));
+    if (!url) return bad(std::string(name) + "=: " + url.error().message);
+    if (std::any_of(urls.begin(), urls.end(), [&](const BaseUrl& u) { return u == *url; })) {
+      return bad(std::string(name) + "= lists " + url->text + " twice");
+    }
+    urls.push_back(std::move(url).value());
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+  }
+  return urls;
+}
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& part : parts) {
+    if (!out.empty()) out += ',';
+    out += part;
+  }
+  return out;
+}
+
+bool is_checksum_hex(std::string_view text) {
+  return text.size() == 32 && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// Conditions travel into header comparisons and error messages: a control
+// character there could only be an attempt to forge a header line.
+bool has_control_character(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; });
+}
+
+std::string trimmed_body(std::string body) {
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+  return body;
+}
+
+}  // namespace
+
+std::string write_location(std::string_view primary, std::string_view key,
+                           const WriteOrder& order) {
+  std::string location(primary);
+  location += store_path(key);
+  if (order.master) append_param(location, kMaster, order.master->text);
+  append_param(location, kVersion, std::to_string(order.version));
+  if (!order.replicas.empty()) {
+    std::vector<std::string> urls;
+    for (const auto& replica : order.replicas) urls.push_back(replica.text);
+    append_param(location, kReplicas, join(urls));
+  }
+  return location;
+}
+
+std::string replica_target(std::string_view key, std::uint64_t version) {
+  auto target = store_path(key);
+  append_param(target, kVersion, std::to_string(version));
+  append_param(target, kReplica, "1");
+  return target;
+}
+
+Result<WriteOrder> parse_write_order(std::string_view query) {
+  WriteOrder order;
+  auto version = version_param(query, kVersion);
+  if (!version) return version.error();
+  if (!*version) return bad("no write version: PUT through the master, whose redirect carries it");
+  order.version = **version;
+  order.as_replica = query_param(query, kReplica).has_value();
+  if (order.as_replica) return order;
+  if (const auto master = query_param(query, kMaster)) {
+    auto url = parse_base_url(*master);
+    if (!url) return bad("master=: " + url.error().message);
+    order.master = std::move(url).value();
+  }
+  auto replicas = url_list(query_param(query, kReplicas).value_or(""), kReplicas);
+  if (!replicas) return replicas.error();
+  order.replicas = std::move(replicas).value();
+  return order;
+}
+
+std::string read_location(std::string_view volume, std::string_view key, std::uint64_t version) {
+  std::string location(volume);
+  location += store_path(key);
+  append_param(location, kVersion, std::to_string(version));
+  return location;
+}
+
+Result<std::optional<std::uint64_t>> parse_read_version(std::string_view query) {
+  return version_param(query, kVersion);
+}
+
+std::string commit_target(const CommitCall& call) {
+  std::string target(kCommitPath);
+  target += encode_key_path(call.key);
+  append_param(target, kVolumes, join(call.volumes));
+  append_param(target, kVersion, std::to_string(call.version));
+  append_param(target, kSize, std::to_string(call.size));
+  append_param(target, kChecksum, call.checksum);
+  if (!call.if_match.empty()) append_param(target, kIfMatch, call.if_match);
+  if (!call.if_none_match.empty()) append_param(target, kIfNoneMatch, call.if_none_match);
+  return target;
+}
+
+Result<CommitCall> parse_commit(std::string_view target) {
+  auto key = key_in_target(target, kCommitPath);
+  if (!key) return key.error();
+  const auto query = split_target(target).query;
+  CommitCall call;
+  call.key = std::move(key).value();
+
+  auto version = version_param(query, kVersion);
+  if (!version) return version.error();
+  if (!*version) return bad("commit needs version=");
+  call.version = **version;
+
+  const auto size = query_param(query, kSize);
+  if (!size) return bad("commit needs size=");
+  const auto parsed_size = parse_decimal(*size);
+  if (!parsed_size) return bad("size= must be a whole number of bytes");
+  call.size = *parsed_size;
+
+  call.checksum = query_param(query, kChecksum).value_or("");
+  if (!is_checksum_hex(call.checksum)) return bad("checksum= must be 32 lower-case hex digits");
+
+  auto volumes = url_list(query_param(query, kVolumes).value_or(""), kVolumes);
+  if (!volumes) return volumes.error();
+  if (volumes->empty()) return bad("commit needs volumes=, the volumes holding the copies");
+  for (auto& url : *volumes) call.volumes.push_back(std::move(url.text));
+
+  call.if_match = query_param(query, kIfMatch).value_or("");
+  call.if_none_match = query_param(query, kIfNoneMatch).value_or("");
+  if (has_control_character(call.if_match) || has_control_character(call.if_none_match)) {
+    return bad("if_match= and if_none_match= must not hold control characters");
+  }
+  return call;
+}
+
+std::string_view commit_answer_text(CommitAnswer answer) {
+  return answer == CommitAnswer::kCommitted ? kCommitted : kSuperseded;
+}
+
+std::optional<CommitAnswer> parse_commit_answer(std::string_view body) {
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.remove_suffix(1);
+  if (body == kCommitted) return CommitAnswer::kCommitted;
+  if (body == kSuperseded) return CommitAnswer::kSuperseded;
+  return std::nullopt;
+}
+
+std::string removal_target(const RemovalCall& call) {
+  auto target = store_path(call.key);
+  append_param(target, call.scope == RemovalCall::Scope::kUpTo ? kUpTo : kVersion,
+               std::to_string(call.version));
+  return target;
+}
+
+Result<RemovalCall> parse_removal(std::string key, std::string_view query) {
+  auto up_to = version_param(query, kUpTo);
+  if (!up_to) return up_to.error();
+  auto exactly = version_param(query, kVersion);
+  if (!exactly) return exactly.error();
+  if (up_to->has_value() == exactly->has_value()) {
+    return bad("DELETE on a volume takes exactly one of upto=V and version=V");
+  }
+  RemovalCall call;
+  call.key = std::move(key);
+  call.scope = *up_to ? RemovalCall::Scope::kUpTo : RemovalCall::Scope::kExactly;
+  call.version = *up_to ? **up_to : **exactly;
+  return call;
+}
+
+boost::asio::awaitable<Result<CommitAnswer>> send_commit(const BaseUrl& master,
+                                                         const CommitCall& call) {
+  auto reply = co_await http::send_request(http::Verb::post, master, commit_target(call), {});
+  if (!reply) co_return reply.error();
+  const auto body = trimmed_body(std::move(reply->body));
+  if (reply->status == 200) {
+    if (const auto answer = parse_commit_answer(body)) co_return *answer;
+  }
+  if (reply->status == 412) co_return Error{Errc::kPreconditionFailed, body};
+  if (reply->status == 409) co_return Error{Errc::kConflict, body};
+  co_return Error{Errc::kPeerFailed, "master " + master.text + " refused the commit (" +
+                                         std::to_string(reply->status) + " " + body + ")"};
+}
+
+boost::asio::awaitable<Status> send_removal(const BaseUrl& volume, const RemovalCall& call) {
+  auto reply = co_await http::send_request(http::Verb::delete_, volume, removal_target(call), {});
+  if (!reply) co_return reply.error();
+  if (reply->status == 204 || reply->status == 404) co_return Status{};
+  co_return Error{Errc::kPeerFailed, "volume " + volume.text + " answered " +
+                                         std::to_string(reply->status) +
+                                         " to a removal: " + trimmed_body(std::move(reply->body))};
+}
+
+}  // namespace kalavara::internal

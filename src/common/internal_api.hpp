@@ -1,0 +1,127 @@
+// The daemon-to-daemon protocol as typed messages: every URL one daemon
+// builds for another, and the parser the other side reads it with, live here
+// and nowhere else, so no query name or answer string is spelled twice.
+//
+//   write order   the master's 307 to a volume, and a primary's copy to a replica
+//                 /store/<key>?master=URL&version=V[&replicas=URL,URL]
+//                 /store/<key>?version=V&replica=1
+//   read          the master's 302: /store/<key>?version=V
+//   commit        a volume to the master, once every copy is durable:
+//                 POST /internal/commit/<key>?volumes=URL,URL&version=V&size=N&checksum=HEX
+//                      [&if_match=..][&if_none_match=..]  → 200 "committed" | "superseded"
+//   removal       the master (or a primary) to a volume:
+//                 DELETE /store/<key>?upto=V  (every version <= V)
+//                 DELETE /store/<key>?version=V  (exactly V: an uncommitted copy)
+//
+// Building and parsing are pure and thread-safe; the send_* calls at the end
+// are the client side, over common/http_client.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "common/url.hpp"
+
+namespace kalavara::internal {
+
+// What a volume is told to do with an upload.
+struct WriteOrder {
+  std::uint64_t version = 0;
+  // Where to commit. Absent on a replica's copy, and when the redirect did
+  // not name one (a volume started with -m commits there anyway).
+  std::optional<BaseUrl> master;
+  // The other volumes the primary streams the value to, in placement order.
+  std::vector<BaseUrl> replicas;
+  // A copy streamed by the primary: stored and published, never committed.
+  bool as_replica = false;
+};
+
+// The Location of the master's 307 for a write of `key` to `primary`:
+// "http://PRIMARY/store/<key>?master=..&version=..[&replicas=..]".
+std::string write_location(std::string_view primary, std::string_view key, const WriteOrder& order);
+
+// The target of a primary's copy of `key` at `version` to a replica.
+std::string replica_target(std::string_view key, std::uint64_t version);
+
+// Reads a write order from a volume PUT's query. Fails with kBadInput and a
+// one-line reason when the version is missing or not a number from 1 up, or
+// a URL is malformed; a missing master is not an error here (the volume may
+// have -m).
+Result<WriteOrder> parse_write_order(std::string_view query);
+
+// The Location of the master's 302 for `key`'s committed `version`.
+std::string read_location(std::string_view volume, std::string_view key, std::uint64_t version);
+
+// The version a read asks for: nullopt when the query names none (then the
+// newest present is read). Fails with kBadInput when it is not a number.
+Result<std::optional<std::uint64_t>> parse_read_version(std::string_view query);
+
+inline constexpr std::string_view kCommitPath = "/internal/commit/";
+
+// A volume's request to commit one durable write.
+struct CommitCall {
+  std::string key;
+  std::vector<std::string> volumes;  // canonical base URLs holding a copy, primary first
+  std::uint64_t version = 0;
+  std::uint64_t size = 0;
+  std::string checksum;  // the value's XXH3-128, 32 lower-case hex digits
+  std::string if_match;  // the client's conditions, empty when absent
+  std::string if_none_match;
+};
+
+// "/internal/commit/<key>?volumes=..&version=..&size=..&checksum=..[&if_match=..][..]"
+std::string commit_target(const CommitCall& call);
+
+// Reads a commit call from its request target, checking its shape: every
+// parameter present, version a number from 1 up, size a number, checksum
+// exactly 32 lower-case hex digits, volumes one or more distinct canonical
+// base URLs, conditions without control characters. Fails with kBadInput and
+// a one-line reason naming the parameter. Whether the version was issued and
+// the volumes are registered is for the master to check.
+Result<CommitCall> parse_commit(std::string_view target);
+
+// How a commit ended at the master.
+enum class CommitAnswer {
+  kCommitted,   // the index names this write (also when it already did)
+  kSuperseded,  // ordered before a newer write or a delete of the key: never visible
+};
+std::string_view commit_answer_text(CommitAnswer answer);
+// nullopt for anything but the texts above (a trailing newline is allowed).
+std::optional<CommitAnswer> parse_commit_answer(std::string_view body);
+
+// A volume's removal of versions of a key.
+struct RemovalCall {
+  enum class Scope { kUpTo, kExactly };
+  std::string key;
+  std::uint64_t version = 0;
+  Scope scope = Scope::kUpTo;
+};
+// "/store/<key>?upto=V" or "/store/<key>?version=V".
+std::string removal_target(const RemovalCall& call);
+// Reads the scope of a volume DELETE from its query (the key comes from the
+// path). Fails with kBadInput unless exactly one of upto= and version= is a
+// number.
+Result<RemovalCall> parse_removal(std::string key, std::string_view query);
+
+// Sends a commit to `master`. The answer, or:
+//   kPreconditionFailed  a condition failed (412);
+//   kConflict            the master refused the write (409: e.g. its upload took
+//                        too long, or the version holds another write);
+//   kPeerFailed          any other refusal or an answer that is not one;
+//   kUnavailable         not delivered: the master certainly did not commit;
+//   kNoAnswer            delivered, no answer: it may or may not have committed.
+boost::asio::awaitable<Result<CommitAnswer>> send_commit(const BaseUrl& master,
+                                                         const CommitCall& call);
+
+// Sends a removal to `volume`. Success when the volume removed the versions
+// durably or held none (204, 404); otherwise kPeerFailed with the volume's
+// answer, or kUnavailable / kNoAnswer from the transport.
+boost::asio::awaitable<Status> send_removal(const BaseUrl& volume, const RemovalCall& call);
+
+}  // namespace kalavara::internal

@@ -1,0 +1,287 @@
+#include "master/key_protocol.hpp"
+
+#include <algorithm>
+
+#include "common/checksum.hpp"
+#include "common/conditional.hpp"
+
+namespace kalavara {
+namespace {
+
+using internal::CommitAnswer;
+
+// A compare-and-put that keeps failing means other writes of the key keep
+// landing in between; each of those made progress, so this is only a bound.
+constexpr int kMaxAttempts = 32;
+
+std::uint64_t micros(std::chrono::microseconds duration) {
+  return static_cast<std::uint64_t>(duration.count());
+}
+
+std::string seconds_text(std::chrono::microseconds duration) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(duration).count()) + " s";
+}
+
+// The ETag of the key's value as the record describes it; nullopt when the
+// key has no value (no record, or a tombstone).
+std::optional<std::string> current_etag(const RecordRead& current) {
+  if (!current.record || !current.record->committed()) return std::nullopt;
+  return etag_for(current.record->checksum);
+}
+
+// When a deleted key's tombstone may be collected: once no upload at or
+// below it can still commit.
+std::uint64_t collection_time(std::uint64_t tombstone_version, const ProtocolSettings& settings) {
+  return tombstone_version + micros(settings.max_upload_time) + 1;
+}
+
+Error too_much_contention() {
+  return Error{Errc::kInternal, "the key kept changing under this write; try again"};
+}
+
+}  // namespace
+
+CommitDecision decide_commit(const RecordRead& current, const internal::CommitCall& call,
+                             std::uint64_t now, const ProtocolSettings& settings) {
+  const auto& record = current.record;
+  if (record && record->committed()) {
+    if (record->version == call.version) {
+      if (record->checksum == call.checksum) return {CommitAnswer::kCommitted, std::nullopt};
+      return {Error{Errc::kConflict, "version " + std::to_string(call.version) +
+                                         " of this key is committed with another checksum"},
+              std::nullopt};
+    }
+    // Committed, then overwritten, and now sent again (its first answer was
+    // lost): still committed, and its files are queued for removal already.
+    if (record->previous && record->previous->version == call.version &&
+        record->previous->checksum == call.checksum) {
+      return {CommitAnswer::kCommitted, std::nullopt};
+    }
+  }
+  if (now > call.version && now - call.version > micros(settings.max_upload_time)) {
+    return {Error{Errc::kConflict, "the upload took longer than the longest allowed (" +
+                                       seconds_text(settings.max_upload_time) +
+                                       "); nothing stored: PUT again"},
+            std::nullopt};
+  }
+  if (auto status =
+          check_write_preconditions(call.if_match, call.if_none_match, current_etag(current));
+      !status) {
+    return {status.error(), std::nullopt};
+  }
+  if (record && call.version <= record->version) {
+    // Ordered before a write or a delete the index already holds: it is
+    // overwritten (or deleted) at once, and was never visible.
+    return {CommitAnswer::kSuperseded, std::nullopt};
+  }
+  if (!record && call.version <= current.absent_floor) {
+    // The key may have had a tombstone above this version that is gone now:
+    // committing could bring back a value older than an acknowledged delete.
+    return {Error{Errc::kConflict,
+                  "the upload is older than deletes already forgotten; nothing "
+                  "stored: PUT again"},
+            std::nullopt};
+  }
+
+  KeyMutation mutation;
+  mutation.key = call.key;
+  mutation.expected = current;
+  auto& next = mutation.record.emplace();
+  next.state = IndexRecord::State::kCommitted;
+  next.version = call.version;
+  next.size = call.size;
+  next.checksum = call.checksum;
+  next.volumes = call.volumes;
+  if (record && record->committed()) {
+    next.previous = IndexRecord::Previous{record->version, record->checksum, record->volumes};
+    const auto not_before = now + micros(settings.old_version_grace);
+    for (const auto& volume : record->volumes) {
+      mutation.queue.push_back({volume, call.key, record->version, not_before});
+    }
+  }
+  mutation.durable = true;
+  return {CommitAnswer::kCommitted, std::move(mutation)};
+}
+
+DeleteDecision decide_delete(const RecordRead& current, std::string_view key,
+                             std::string_view if_match, std::uint64_t tombstone_version,
+                             std::uint64_t now, const ProtocolSettings& settings) {
+  DeleteDecision decision;
+  const auto& record = current.record;
+  if (!record || !record->committed()) {
+    decision.status = Error{Errc::kNotFound, "no such key"};
+    return decision;
+  }
+  if (auto status = check_write_preconditions(if_match, {}, current_etag(current)); !status) {
+    decision.status = status;
+    return decision;
+  }
+  if (tombstone_version <= record->version) {
+    decision.status = Error{Errc::kInternal, "a delete's version must be above the record's"};
+    return decision;
+  }
+  // Every volume that may hold a copy: the value's, and the replaced
+  // version's while its grace lasts (a delete means the bytes go now).
+  std::vector<std::string> volumes = record->volumes;
+  if (record->previous) {
+    for (const auto& volume : record->previous->volumes) {
+      if (std::find(volumes.begin(), volumes.end(), volume) == volumes.end()) {
+        volumes.push_back(volume);
+      }
+    }
+  }
+  auto& mutation = decision.mutation;
+  mutation.key = std::string(key);
+  mutation.expected = current;
+  auto& tombstone = mutation.record.emplace();
+  tombstone.state = IndexRecord::State::kTombstone;
+  tombstone.version = tombstone_version;
+  tombstone.volumes = volumes;
+  for (const auto& volume : volumes) {
+    mutation.queue.push_back({volume, std::string(key), tombstone_version, now});
+  }
+  mutation.collect.push_back(
+      {std::string(key), tombstone_version, collection_time(tombstone_version, settings)});
+  mutation.durable = true;
+  decision.removals = mutation.queue;
+  return decision;
+}
+
+KeyMutation decide_removals_done(const RecordRead& current, std::string_view key,
+                                 const std::vector<PendingRemoval>& done, std::uint64_t now,
+                                 const ProtocolSettings& settings) {
+  KeyMutation mutation;
+  mutation.key = std::string(key);
+  mutation.cleared = done;
+  mutation.durable = false;
+  const auto& record = current.record;
+  if (!record || !record->tombstone()) return mutation;
+  auto remaining = record->volumes;
+  for (const auto& removal : done) {
+    if (removal.up_to < record->version) continue;  // an older removal: not this delete's
+    std::erase(remaining, removal.volume);
+  }
+  if (remaining == record->volumes) return mutation;
+  mutation.expected = current;
+  auto& next = mutation.record.emplace(*record);
+  next.volumes = std::move(remaining);
+  if (next.volumes.empty()) {
+    // The delete's queued collection may have come and gone while a volume
+    // was still unconfirmed; this queues it again (the same entry, if not).
+    mutation.collect.push_back({std::string(key), record->version,
+                                std::max(now, collection_time(record->version, settings))});
+  }
+  return mutation;
+}
+
+KeyMutation decide_collection(const RecordRead& current, const PendingCollection& due,
+                              std::uint64_t, const ProtocolSettings&) {
+  KeyMutation mutation;
+  mutation.key = due.key;
+  mutation.collected.push_back(due);
+  mutation.durable = false;
+  const auto& record = current.record;
+  if (!record || !record->tombstone() || record->version != due.version ||
+      !record->volumes.empty()) {
+    return mutation;
+  }
+  mutation.expected = current;
+  mutation.record.reset();
+  mutation.raise_absent_floor = record->version;
+  return mutation;
+}
+
+KeyProtocol::KeyProtocol(IndexStore& store, VersionClock& clock, ProtocolSettings settings, Now now)
+    : store_(store), clock_(clock), settings_(settings), now_(std::move(now)) {}
+
+KeyProtocol::Async<std::optional<IndexRecord>> KeyProtocol::current(std::string_view key) {
+  auto read = co_await store_.read(key);
+  if (!read) co_return read.error();
+  if (!read->record || !read->record->committed()) co_return std::optional<IndexRecord>{};
+  co_return std::move(read->record);
+}
+
+KeyProtocol::Async<std::uint64_t> KeyProtocol::issue_version() { return clock_.next(); }
+
+KeyProtocol::Async<internal::CommitAnswer> KeyProtocol::commit(const internal::CommitCall& call) {
+  if (const auto floor = clock_.floor(); call.version >= floor) {
+    co_return Error{Errc::kBadInput, "version " + std::to_string(call.version) +
+                                         " was not issued by this master (its versions are below " +
+                                         std::to_string(floor) + ")"};
+  }
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto current = co_await store_.read(call.key);
+    if (!current) co_return current.error();
+    auto decision = decide_commit(*current, call, now_(), settings_);
+    if (!decision.answer || !decision.mutation) co_return decision.answer;
+    auto applied = co_await store_.apply(*decision.mutation);
+    if (!applied) co_return applied.error();
+    if (*applied) co_return decision.answer;
+  }
+  co_return too_much_contention();
+}
+
+KeyProtocol::Async<KeyProtocol::Deletion> KeyProtocol::erase(std::string_view key,
+                                                             std::string_view if_match) {
+  std::uint64_t version = 0;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto current = co_await store_.read(key);
+    if (!current) co_return current.error();
+    // The tombstone must be above every version the record names; a write
+    // issued after an earlier version of ours may have committed meanwhile.
+    if (version == 0 || (current->record && current->record->version >= version)) {
+      auto issued = co_await clock_.next();
+      if (!issued) co_return issued.error();
+      version = *issued;
+    }
+    auto decision = decide_delete(*current, key, if_match, version, now_(), settings_);
+    if (!decision.status) co_return decision.status.error();
+    auto applied = co_await store_.apply(decision.mutation);
+    if (!applied) co_return applied.error();
+    if (*applied) co_return Deletion{*decision.mutation.record, std::move(decision.removals)};
+  }
+  co_return too_much_contention();
+}
+
+boost::asio::awaitable<Status> KeyProtocol::removals_done(std::string_view key,
+                                                          const std::vector<PendingRemoval>& done) {
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto current = co_await store_.read(key);
+    if (!current) co_return current.error();
+    auto applied =
+        co_await store_.apply(decide_removals_done(*current, key, done, now_(), settings_));
+    if (!applied) co_return applied.error();
+    if (*applied) co_return Status{};
+  }
+  co_return too_much_contention();
+}
+
+KeyProtocol::Async<std::vector<PendingRemoval>> KeyProtocol::due_removals(
+    std::string_view volume, std::size_t limit, const std::optional<PendingRemoval>& after) {
+  return store_.due_removals(volume, now_(), limit, after);
+}
+
+KeyProtocol::Async<KeyPage> KeyProtocol::list(std::string_view prefix, std::string_view start,
+                                              std::size_t limit) {
+  return store_.list(prefix, start, limit);
+}
+
+KeyProtocol::Async<std::size_t> KeyProtocol::collect_tombstones(std::size_t limit) {
+  const auto now = now_();
+  auto due = co_await store_.due_collections(now, limit);
+  if (!due) co_return due.error();
+  for (const auto& entry : *due) {
+    bool applied = false;
+    for (int attempt = 0; attempt < kMaxAttempts && !applied; ++attempt) {
+      auto current = co_await store_.read(entry.key);
+      if (!current) co_return current.error();
+      auto result = co_await store_.apply(decide_collection(*current, entry, now, settings_));
+      if (!result) co_return result.error();
+      applied = *result;
+    }
+    if (!applied) co_return too_much_contention();
+  }
+  co_return due->size();
+}
+
+}  // namespace kalavara

@@ -1,0 +1,139 @@
+#include "master/removal_worker.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/internal_api.hpp"
+#include "common/when_all.hpp"
+
+namespace kalavara {
+namespace {
+
+namespace asio = boost::asio;
+
+// Due removals read per scan, and carried out at once per volume.
+constexpr std::size_t kScanBatch = 256;
+constexpr std::size_t kParallelRemovals = 16;
+constexpr std::size_t kCollectBatch = 1024;
+
+asio::awaitable<Status> remove_on_volume(PendingRemoval removal) {
+  auto volume = parse_base_url(removal.volume);
+  if (!volume) co_return volume.error();
+  // A named variable, not a temporary in the co_await expression: GCC 12
+  // destroys such temporaries twice.
+  const internal::RemovalCall call{removal.key, removal.up_to, internal::RemovalCall::Scope::kUpTo};
+  co_return co_await internal::send_removal(*volume, call);
+}
+
+}  // namespace
+
+RemovalWorker::RemovalWorker(KeyProtocol& protocol) : protocol_(protocol) {}
+
+asio::awaitable<RemovalWorker::Outcome> RemovalWorker::carry_out(
+    std::vector<PendingRemoval> removals) {
+  Outcome outcome;
+  for (std::size_t first = 0; first < removals.size(); first += kParallelRemovals) {
+    const auto last = std::min(removals.size(), first + kParallelRemovals);
+    std::vector<asio::awaitable<Status>> tasks;
+    for (std::size_t i = first; i < last; ++i) tasks.push_back(remove_on_volume(removals[i]));
+    const auto results = co_await when_all(std::move(tasks));
+    for (std::size_t i = first; i < last; ++i) {
+      const auto& result = results[i - first];
+      if (result) {
+        outcome.done.push_back(std::move(removals[i]));
+        continue;
+      }
+      const auto code = result.error().code;
+      if (code == Errc::kUnavailable || code == Errc::kNoAnswer) outcome.unreachable = true;
+      spdlog::debug("removal of a version of a key on {} not done yet: {}", removals[i].volume,
+                    result.error().message);
+    }
+  }
+  co_return outcome;
+}
+
+asio::awaitable<void> RemovalWorker::report(const std::vector<PendingRemoval>& done) {
+  std::map<std::string_view, std::vector<PendingRemoval>> by_key;
+  for (const auto& removal : done) by_key[removal.key].push_back(removal);
+  for (const auto& [key, removals] : by_key) {
+    if (auto status = co_await protocol_.removals_done(key, removals); !status) {
+      // Still queued: carried out (harmlessly) again later.
+      spdlog::warn("could not clear done removals from the queue: {}", status.error().message);
+    }
+  }
+}
+
+asio::awaitable<void> RemovalWorker::remove_now(std::vector<PendingRemoval> removals,
+                                                const VolumeHealth& health) {
+  std::erase_if(removals, [&](const PendingRemoval& r) { return !health.is_up(r.volume); });
+  if (removals.empty()) co_return;
+  const auto outcome = co_await carry_out(std::move(removals));
+  co_await report(outcome.done);
+}
+
+void RemovalWorker::volume_alive(const std::string& volume, const asio::any_io_executor& executor) {
+  if (stopped_) return;
+  std::shared_ptr<std::atomic<bool>> running;
+  {
+    std::lock_guard lock(mutex_);
+    auto& flag = runs_[volume];
+    if (!flag) flag = std::make_shared<std::atomic<bool>>(false);
+    running = flag;
+  }
+  if (running->exchange(true)) return;  // a run for this volume is under way
+  asio::co_spawn(executor, apply_due(volume, running), asio::detached);
+}
+
+asio::awaitable<void> RemovalWorker::apply_due(std::string volume,
+                                               std::shared_ptr<std::atomic<bool>> running) {
+  std::optional<PendingRemoval> after;
+  while (!stopped_) {
+    auto due = co_await protocol_.due_removals(volume, kScanBatch, after);
+    if (!due) {
+      spdlog::warn("cannot read the removal queue of {}: {}", volume, due.error().message);
+      break;
+    }
+    if (due->empty()) break;
+    after = due->back();
+    const bool last_batch = due->size() < kScanBatch;
+    const auto outcome = co_await carry_out(std::move(due).value());
+    co_await report(outcome.done);
+    // A volume that cannot be reached is left until its next passed check,
+    // which starts again from the front; removals it refuses are passed by,
+    // so they do not hold up the ones behind them.
+    if (outcome.unreachable || last_batch) break;
+  }
+  *running = false;
+}
+
+void RemovalWorker::start(const asio::any_io_executor& executor,
+                          std::chrono::milliseconds interval) {
+  timer_.emplace(executor);
+  asio::co_spawn(executor, collect_loop(interval), asio::detached);
+}
+
+void RemovalWorker::stop() {
+  stopped_ = true;
+  if (timer_) asio::post(timer_->get_executor(), [this] { timer_->cancel(); });
+}
+
+asio::awaitable<void> RemovalWorker::collect_loop(std::chrono::milliseconds interval) {
+  while (!stopped_) {
+    for (;;) {
+      auto collected = co_await protocol_.collect_tombstones(kCollectBatch);
+      if (!collected) {
+        spdlog::warn("tombstone collection failed: {}", collected.error().message);
+        break;
+      }
+      if (*collected < kCollectBatch || stopped_) break;
+    }
+    timer_->expires_after(interval);
+    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+}  // namespace kalavara

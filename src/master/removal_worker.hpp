@@ -1,0 +1,66 @@
+// Carries out what the key protocol queues for the volumes — a deleted key's
+// copies, an overwritten key's old version once its grace is over — and
+// collects tombstones whose removals are all confirmed. Every removal is
+// reported back to the protocol, which clears it from the durable queue;
+// one that fails stays queued and is tried again when its volume next
+// passes a health check. Thread-safe.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "master/key_protocol.hpp"
+#include "master/volume_health.hpp"
+
+namespace kalavara {
+
+class RemovalWorker {
+ public:
+  // `protocol` must outlive the worker.
+  explicit RemovalWorker(KeyProtocol& protocol);
+
+  // Carries out `removals` now, in parallel, on the volumes that `health`
+  // reports up, and reports those done. Returns once each was tried.
+  boost::asio::awaitable<void> remove_now(std::vector<PendingRemoval> removals,
+                                          const VolumeHealth& health);
+
+  // Called when `volume` passed a health check: carries out its due
+  // removals in the background on `executor`, one run per volume at a time.
+  void volume_alive(const std::string& volume, const boost::asio::any_io_executor& executor);
+
+  // Collects due tombstones every `interval`, on `executor`, until stop().
+  void start(const boost::asio::any_io_executor& executor,
+             std::chrono::milliseconds interval = std::chrono::seconds(1));
+  void stop();
+
+ private:
+  boost::asio::awaitable<void> apply_due(std::string volume,
+                                         std::shared_ptr<std::atomic<bool>> running);
+  boost::asio::awaitable<void> collect_loop(std::chrono::milliseconds interval);
+  // Carries out `removals` (of any keys) in parallel.
+  struct Outcome {
+    std::vector<PendingRemoval> done;
+    bool unreachable = false;  // a volume could not be reached (or did not answer)
+  };
+  boost::asio::awaitable<Outcome> carry_out(std::vector<PendingRemoval> removals);
+  // Tells the protocol, key by key, which removals were done.
+  boost::asio::awaitable<void> report(const std::vector<PendingRemoval>& done);
+
+  KeyProtocol& protocol_;
+  std::atomic<bool> stopped_{false};
+  std::optional<boost::asio::steady_timer> timer_;  // the collection loop's
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> runs_;  // per volume
+};
+
+}  // namespace kalavara

@@ -1,0 +1,224 @@
+// The RocksDB index store against the IndexStore contract: compare-and-put,
+// queue merges and clears, time-ordered scans, floors, and what survives a
+// reopen.
+#include "master/rocksdb_index_store.hpp"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <filesystem>
+#include <random>
+
+#include "common/blocking.hpp"
+
+namespace kalavara {
+namespace {
+
+namespace fs = std::filesystem;
+
+IndexRecord committed(std::uint64_t version) {
+  IndexRecord record;
+  record.version = version;
+  record.size = 3;
+  record.checksum = std::string(32, 'a');
+  record.volumes = {"http://a:1"};
+  return record;
+}
+
+class RocksDbIndexStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("kalavara-index-test-" + std::to_string(std::random_device{}()));
+    reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  void reopen() {
+    store_.reset();
+    auto store = RocksDbIndexStore::open(dir_.string(), 1 << 20, pool_);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    store_ = std::move(store).value();
+  }
+  template <class T>
+  T run(boost::asio::awaitable<T> task) {
+    return run_to_completion(io_, std::move(task));
+  }
+  bool apply(const KeyMutation& mutation) {
+    auto applied = run(store_->apply(mutation));
+    EXPECT_TRUE(applied.ok());
+    return applied.ok() && *applied;
+  }
+  RecordRead read(std::string_view key) { return run(store_->read(key)).value(); }
+
+  fs::path dir_;
+  boost::asio::thread_pool pool_{2};
+  boost::asio::io_context io_;
+  std::unique_ptr<RocksDbIndexStore> store_;
+};
+
+TEST_F(RocksDbIndexStoreTest, ACompareAndPutAppliesOnlyToTheRecordItRead) {
+  KeyMutation create;
+  create.key = "k";
+  create.expected = RecordRead{};
+  create.record = committed(5);
+  EXPECT_TRUE(apply(create));
+  EXPECT_FALSE(apply(create)) << "the record is no longer absent";
+  EXPECT_EQ(read("k").record, committed(5));
+
+  KeyMutation replace;
+  replace.key = "k";
+  replace.expected = read("k");
+  replace.record = committed(6);
+  auto stale = replace;
+  stale.record = committed(7);
+  EXPECT_TRUE(apply(replace));
+  EXPECT_FALSE(apply(stale)) << "read before the replace";
+  EXPECT_EQ(read("k").record, committed(6));
+
+  KeyMutation erase;
+  erase.key = "k";
+  erase.expected = read("k");
+  EXPECT_TRUE(apply(erase));
+  EXPECT_FALSE(read("k").record.has_value());
+}
+
+TEST_F(RocksDbIndexStoreTest, AQueuedRemovalKeepsTheHigherVersionAndClearsOnlyIfUnchanged) {
+  const PendingRemoval high{"http://a:1", "k", 9, 100};
+  auto low = high;
+  low.up_to = 4;
+  KeyMutation queue;
+  queue.key = "k";
+  queue.queue = {high};
+  ASSERT_TRUE(apply(queue));
+  queue.queue = {low};  // late and older: must not replace the newer one
+  ASSERT_TRUE(apply(queue));
+  auto due = run(store_->due_removals("http://a:1", 100, 10, std::nullopt)).value();
+  ASSERT_EQ(due, std::vector<PendingRemoval>{high});
+
+  KeyMutation clear;
+  clear.key = "k";
+  clear.cleared = {low};  // what an applier of the older entry would clear
+  ASSERT_TRUE(apply(clear));
+  EXPECT_EQ(run(store_->due_removals("http://a:1", 100, 10, std::nullopt)).value().size(), 1U);
+  clear.cleared = {high};
+  ASSERT_TRUE(apply(clear));
+  EXPECT_TRUE(run(store_->due_removals("http://a:1", 100, 10, std::nullopt)).value().empty());
+}
+
+TEST_F(RocksDbIndexStoreTest, DueRemovalsComeInTimeOrderPerVolumeFromACursor) {
+  KeyMutation queue;
+  queue.key = "x";
+  queue.queue = {{"http://a:1", "late", 1, 300},
+                 {"http://a:1", "early", 1, 100},
+                 {"http://a:1", "middle", 1, 200},
+                 {"http://b:1", "other", 1, 50}};
+  ASSERT_TRUE(apply(queue));
+  const auto all = run(store_->due_removals("http://a:1", 250, 10, std::nullopt)).value();
+  ASSERT_EQ(all.size(), 2U) << "the one due at 300 is not due at 250";
+  EXPECT_EQ(all[0].key, "early");
+  EXPECT_EQ(all[1].key, "middle");
+  const auto first = run(store_->due_removals("http://a:1", 1000, 1, std::nullopt)).value();
+  ASSERT_EQ(first.size(), 1U);
+  const auto rest = run(store_->due_removals("http://a:1", 1000, 10, first.back())).value();
+  ASSERT_EQ(rest.size(), 2U);
+  EXPECT_EQ(rest[0].key, "middle");
+  EXPECT_EQ(rest[1].key, "late");
+}
+
+TEST_F(RocksDbIndexStoreTest, CollectionsComeInTimeOrder) {
+  KeyMutation m;
+  m.key = "x";
+  m.collect = {{"b", 7, 20}, {"a", 8, 10}, {"c", 9, 30}};
+  ASSERT_TRUE(apply(m));
+  const auto due = run(store_->due_collections(25, 10)).value();
+  ASSERT_EQ(due.size(), 2U);
+  EXPECT_EQ(due[0], (PendingCollection{"a", 8, 10}));
+  EXPECT_EQ(due[1], (PendingCollection{"b", 7, 20}));
+  m.collect.clear();
+  m.collected = {due[0]};
+  ASSERT_TRUE(apply(m));
+  EXPECT_EQ(run(store_->due_collections(25, 10)).value().size(), 1U);
+}
+
+TEST_F(RocksDbIndexStoreTest, ListingSkipsTombstones) {
+  for (const auto* key : {"p/a", "p/b", "p/c", "q"}) {
+    KeyMutation m;
+    m.key = key;
+    m.expected = RecordRead{};
+    m.record = committed(1);
+    if (std::string_view(key) == "p/b") m.record->state = IndexRecord::State::kTombstone;
+    ASSERT_TRUE(apply(m));
+  }
+  const auto page = run(store_->list("p/", "", 1)).value();
+  EXPECT_EQ(page.keys, std::vector<std::string>{"p/a"});
+  EXPECT_EQ(page.next, "p/c");
+  const auto rest = run(store_->list("p/", page.next, 10)).value();
+  EXPECT_EQ(rest.keys, std::vector<std::string>{"p/c"});
+  EXPECT_EQ(rest.next, "");
+}
+
+TEST_F(RocksDbIndexStoreTest, TheFloorOfAbsentKeysRisesWithTheEraseAndSurvivesAReopen) {
+  KeyMutation m;
+  m.key = "k";
+  m.expected = RecordRead{};
+  m.record = committed(1);
+  m.record->state = IndexRecord::State::kTombstone;
+  ASSERT_TRUE(apply(m));
+  EXPECT_EQ(read("other").absent_floor, 0U);
+  KeyMutation collect;
+  collect.key = "k";
+  collect.expected = read("k");
+  collect.raise_absent_floor = 77;
+  collect.durable = false;
+  ASSERT_TRUE(apply(collect));
+  EXPECT_EQ(read("k").absent_floor, 77U);
+  KeyMutation lower;
+  lower.key = "j";
+  lower.collect = {{"j", 1, 1}};
+  lower.raise_absent_floor = 5;
+  ASSERT_TRUE(apply(lower));
+  EXPECT_EQ(read("k").absent_floor, 77U) << "it never goes down";
+  reopen();
+  EXPECT_EQ(read("k").absent_floor, 77U);
+}
+
+TEST_F(RocksDbIndexStoreTest, TheVersionFloorNeverGoesDown) {
+  EXPECT_EQ(run(store_->version_floor()).value(), 0U);
+  EXPECT_EQ(run(store_->raise_version_floor(100)).value(), 100U);
+  EXPECT_EQ(run(store_->raise_version_floor(50)).value(), 100U);
+  reopen();
+  EXPECT_EQ(run(store_->version_floor()).value(), 100U);
+}
+
+TEST_F(RocksDbIndexStoreTest, RecordsOnDiskAreReadWhenNotInMemory) {
+  std::vector<std::pair<std::string, IndexRecord>> records;
+  for (int i = 0; i < 2000; ++i) records.emplace_back("key" + std::to_string(i), committed(i + 1));
+  ASSERT_TRUE(store_->put_batch(records).ok());
+  ASSERT_TRUE(store_->compact().ok());
+  reopen();  // an empty block cache: the memory-only read cannot answer
+  EXPECT_EQ(read("key1234").record, committed(1235));
+  EXPECT_FALSE(read("absent").record.has_value());
+}
+
+TEST_F(RocksDbIndexStoreTest, RemovalsQueuedByOlderBuildsAreMovedIntoTheQueueDueAtOnce) {
+  store_.reset();
+  {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options options;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    const std::string key = std::string("phttp://a:1") + '\0' + "old-key";
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, std::string("\0\0\0\0\0\0\0\x2a", 8)).ok());
+  }
+  reopen();
+  const auto due = run(store_->due_removals("http://a:1", 0, 10, std::nullopt)).value();
+  EXPECT_EQ(due, (std::vector<PendingRemoval>{{"http://a:1", "old-key", 42, 0}}));
+}
+
+}  // namespace
+}  // namespace kalavara
