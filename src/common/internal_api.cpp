@@ -51,15 +51,19 @@ Result<std::optional<std::uint64_t>> version_param(std::string_view query, std::
 // Comma-separated base URLs, each named once, in canonical form.
 Result<std::vector<BaseUrl>> url_list(std::string_view list, std::string_view name) {
   std::vector<BaseUrl> urls;
-  while (!list.empty()) {
+  if (list.empty()) return urls;
+  for (bool more = true; more;) {
     const auto comma = list.find(',');
-    auto url = parse_base_url(list.substr(0, comma));
+    more = comma != std::string_view::npos;
+    const auto entry = list.substr(0, comma);
+    if (entry.empty()) return bad(std::string(name) + "= has an empty entry");
+    auto url = parse_base_url(entry);
     if (!url) return bad(std::string(name) + "=: " + url.error().message);
     if (std::any_of(urls.begin(), urls.end(), [&](const BaseUrl& u) { return u == *url; })) {
       return bad(std::string(name) + "= lists " + url->text + " twice");
     }
     urls.push_back(std::move(url).value());
-    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    if (more) list = list.substr(comma + 1);
   }
   return urls;
 }

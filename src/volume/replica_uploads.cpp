@@ -5,7 +5,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 
-#include "common/key_codec.hpp"
+#include "common/internal_api.hpp"
 
 namespace kalavara {
 namespace {
@@ -13,22 +13,22 @@ namespace {
 namespace asio = boost::asio;
 constexpr auto kReplicaTimeout = std::chrono::seconds(30);
 
-std::string replica_target(const std::string& key, std::uint64_t version) {
-  return std::string(kStorePrefix) + encode_key_path(key) + "?version=" + std::to_string(version);
-}
-
 Error replica_failed(const BaseUrl& replica, const std::string& why) {
   return Error{Errc::kUnavailable,
                "value not stored: replica " + replica.text + " failed (" + why + ")"};
 }
 
+std::string trimmed(std::string text) {
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
+
 // Parameters by value: the coroutine outlives the uploads.
 asio::awaitable<void> remove_copy(BaseUrl replica, std::string key, std::uint64_t version) {
-  auto reply =
-      co_await http::send_request(http::Verb::delete_, replica, replica_target(key, version), {});
-  if (!reply || (reply->status != 204 && reply->status != 404)) {
+  const internal::RemovalCall call{std::move(key), version, internal::RemovalCall::Scope::kExactly};
+  if (auto status = co_await internal::send_removal(replica, call); !status) {
     spdlog::warn("could not remove an uncommitted copy on {}: {}", replica.text,
-                 reply ? std::to_string(reply->status) : reply.error().message);
+                 status.error().message);
   }
 }
 
@@ -37,51 +37,72 @@ asio::awaitable<void> remove_copy(BaseUrl replica, std::string key, std::uint64_
 ReplicaUploads::ReplicaUploads(std::string key, std::uint64_t version)
     : key_(std::move(key)), version_(version) {}
 
-ReplicaUploads::~ReplicaUploads() {
-  if (kept_ || !executor_) return;
-  for (auto& [replica, upload] : uploads_) {
-    upload.reset();
-    asio::co_spawn(*executor_, remove_copy(replica, key_, version_), asio::detached);
-  }
-}
+ReplicaUploads::~ReplicaUploads() = default;
 
 asio::awaitable<Status> ReplicaUploads::open(const std::vector<BaseUrl>& replicas,
                                              std::uint64_t length) {
-  executor_ = co_await asio::this_coro::executor;
+  length_ = length;
   for (const auto& replica : replicas) {
-    auto upload = co_await http::UploadStream::open(http::Verb::put, replica,
-                                                    replica_target(key_, version_) + "&replica=1",
-                                                    length, kReplicaTimeout);
-    if (!upload) co_return replica_failed(replica, upload.error().message);
-    uploads_.emplace_back(replica, std::move(upload).value());
+    auto stream =
+        co_await http::UploadStream::open(http::Verb::put, replica,
+                                          internal::replica_target(key_, version_), length,
+                                          kReplicaTimeout);
+    if (!stream) co_return replica_failed(replica, stream.error().message);
+    uploads_.push_back({replica, std::move(stream).value(), 0, std::nullopt});
   }
   co_return Status{};
 }
 
 asio::awaitable<Status> ReplicaUploads::write(std::span<const char> chunk) {
-  for (auto& [replica, upload] : uploads_) {
-    if (auto status = co_await upload->write(chunk); !status) {
-      co_return replica_failed(replica, status.error().message);
+  for (auto& upload : uploads_) {
+    if (auto status = co_await upload.stream->write(chunk); !status) {
+      co_return replica_failed(upload.replica, status.error().message);
+    }
+    upload.sent += chunk.size();
+  }
+  co_return Status{};
+}
+
+asio::awaitable<Status> ReplicaUploads::answer_of(Upload& upload) {
+  if (upload.answer) co_return Status{};
+  auto reply = co_await upload.stream->finish();
+  if (!reply) co_return reply.error();
+  upload.answer = std::move(reply).value();
+  co_return Status{};
+}
+
+asio::awaitable<Status> ReplicaUploads::finish(const std::string& etag) {
+  for (auto& upload : uploads_) {
+    if (auto status = co_await answer_of(upload); !status) {
+      co_return replica_failed(upload.replica, status.error().message);
+    }
+    const auto& answer = *upload.answer;
+    if (answer.status == 409) {
+      co_return Error{Errc::kConflict, "replica " + upload.replica.text + ": " +
+                                           trimmed(answer.body)};
+    }
+    if (answer.status != 201) {
+      co_return replica_failed(upload.replica,
+                               std::to_string(answer.status) + " " + trimmed(answer.body));
+    }
+    if (answer.etag != etag) {
+      co_return replica_failed(upload.replica,
+                               "its copy has checksum " + answer.etag + ", expected " + etag);
     }
   }
   co_return Status{};
 }
 
-asio::awaitable<Status> ReplicaUploads::finish(const std::string& etag) {
-  for (auto& [replica, upload] : uploads_) {
-    auto reply = co_await upload->finish();
-    if (!reply) co_return replica_failed(replica, reply.error().message);
-    if (reply->status != 201) {
-      std::string body = reply->body;
-      while (!body.empty() && body.back() == '\n') body.pop_back();
-      co_return replica_failed(replica, std::to_string(reply->status) + " " + body);
-    }
-    if (reply->etag != etag) {
-      co_return replica_failed(replica,
-                               "its copy has checksum " + reply->etag + ", expected " + etag);
+asio::awaitable<void> ReplicaUploads::discard() {
+  const auto executor = co_await asio::this_coro::executor;
+  for (auto& upload : uploads_) {
+    // Only a replica that has the whole body can have published a copy.
+    if (upload.sent == length_ && !(co_await answer_of(upload))) continue;
+    if (upload.answer && upload.answer->status == 201) {
+      asio::co_spawn(executor, remove_copy(upload.replica, key_, version_), asio::detached);
     }
   }
-  co_return Status{};
+  uploads_.clear();
 }
 
 }  // namespace kalavara
