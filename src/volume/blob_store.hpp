@@ -37,7 +37,12 @@ class BlobWriter {
 
   // Puts the synced value in place as its own version, atomically and
   // durably: after success a reader of that version finds it whole, also
-  // after a crash. Other versions of the key are not touched.
+  // after a crash. Never replaces a file: when this version of the key is
+  // already stored (a replayed upload), fails with kConflict and leaves that
+  // copy as it is. Fails as append does on I/O errors (a failed directory
+  // fsync included). On any failure nothing is published and nothing but
+  // this writer's temp file is touched. Other versions of the key are never
+  // touched.
   virtual Status publish() = 0;
 
   // Keeps the published version when the writer is destroyed (the commit

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -42,6 +43,27 @@ Status ensure_directory(const fs::path& parent, const fs::path& directory) {
   return io_error("mkdir " + directory.string(), errno);
 }
 
+// Gives the file at `from` the name `to` unless `to` exists, atomically.
+// Fails with kConflict when it exists (then nothing changed), as io_error
+// otherwise. Once it succeeded, `from` no longer names the file, except in
+// the link fallback when its unlink fails: that extra name in tmp/ goes at
+// the next start.
+Status move_no_replace(const fs::path& from, const fs::path& to, bool link_instead_of_rename) {
+  if (!link_instead_of_rename) {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return {};
+    if (errno == EEXIST) return Error{Errc::kConflict, to.string() + " exists"};
+    if (errno != EINVAL && errno != ENOSYS) return io_error("rename", errno);
+  }
+  // A filesystem without RENAME_NOREPLACE: link(2) never replaces either,
+  // and once the temp name is gone the file has only its published name.
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    if (errno == EEXIST) return Error{Errc::kConflict, to.string() + " exists"};
+    return io_error("link", errno);
+  }
+  ::unlink(from.c_str());
+  return {};
+}
+
 std::string random_name() {
   thread_local std::mt19937_64 generator{std::random_device{}()};
   static constexpr char kHex[] = "0123456789abcdef";
@@ -69,17 +91,20 @@ Status write_all(int fd, std::span<const char> bytes) {
 class FileBlobWriter final : public BlobWriter {
  public:
   FileBlobWriter(UniqueFd fd, fs::path temp_path, fs::path blobs_dir, fs::path final_path,
+                 std::uint64_t version, bool link_instead_of_rename,
                  std::shared_ptr<std::atomic<std::int64_t>> files)
       : files_(std::move(files)),
         fd_(std::move(fd)),
         temp_path_(std::move(temp_path)),
         blobs_dir_(std::move(blobs_dir)),
-        final_path_(std::move(final_path)) {}
+        final_path_(std::move(final_path)),
+        version_(version),
+        link_instead_of_rename_(link_instead_of_rename) {}
 
   ~FileBlobWriter() override {
-    if (!published_) {
+    if (state_ == State::kWriting) {
       ::unlink(temp_path_.c_str());
-    } else if (!kept_) {
+    } else if (state_ == State::kPublished && !kept_) {
       // Published but never committed: no index names this version.
       if (::unlink(final_path_.c_str()) == 0) --*files_;
     }
@@ -107,36 +132,67 @@ class FileBlobWriter final : public BlobWriter {
   }
 
   Status publish() override {
+    if (state_ != State::kWriting) return Error{Errc::kInternal, "publish: nothing to publish"};
     const auto level1 = final_path_.parent_path().parent_path();
     const auto level2 = final_path_.parent_path();
     if (auto status = ensure_directory(blobs_dir_, level1); !status) return status;
     if (auto status = ensure_directory(level1, level2); !status) return status;
-    if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) return io_error("rename", errno);
-    published_ = true;
+    if (auto moved = move_no_replace(temp_path_, final_path_, link_instead_of_rename_); !moved) {
+      ::unlink(temp_path_.c_str());
+      state_ = State::kGone;
+      if (moved.error().code != Errc::kConflict) return moved;
+      // Another upload of this version already published it, and the
+      // master may have committed that copy: it must stay as it is.
+      return Error{Errc::kConflict, "version " + std::to_string(version_) +
+                                        " of this key is already stored; PUT again through "
+                                        "the master for a new version"};
+    }
+    // The name is ours now (nothing was replaced), but until its folder is
+    // fsynced a crash may forget it: a failed sync fails the write, and the
+    // name goes, as no index can name a version that was never published.
+    if (auto status = sync_directory(level2); !status) {
+      ::unlink(final_path_.c_str());
+      state_ = State::kGone;
+      return status;
+    }
+    state_ = State::kPublished;
     ++*files_;
-    return sync_directory(level2);
+    return {};
   }
 
  private:
+  // kWriting: the temp file is ours. kPublished: the version file is ours.
+  // kGone: this writer owns no file any more.
+  enum class State { kWriting, kPublished, kGone };
+
   std::shared_ptr<std::atomic<std::int64_t>> files_;
   UniqueFd fd_;
   fs::path temp_path_;
   fs::path blobs_dir_;
   fs::path final_path_;
+  std::uint64_t version_;
+  bool link_instead_of_rename_;
   ValueHasher hasher_;
   std::uint64_t size_ = 0;
-  bool published_ = false;
+  State state_ = State::kWriting;
   bool kept_ = false;
 };
 
 }  // namespace
 
-FileBlobStore::FileBlobStore(fs::path data_dir, UniqueFd blobs_directory, std::uint64_t files)
+FileBlobStore::FileBlobStore(fs::path data_dir, UniqueFd blobs_directory, std::uint64_t files,
+                             TestSeams seams)
     : data_dir_(std::move(data_dir)),
       blobs_directory_(std::move(blobs_directory)),
+      seams_(seams),
       files_(std::make_shared<std::atomic<std::int64_t>>(static_cast<std::int64_t>(files))) {}
 
 Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& data_dir) {
+  return open_at(data_dir, TestSeams{});
+}
+
+Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& data_dir,
+                                                              TestSeams seams) {
   std::error_code ec;
   fs::create_directories(data_dir / kBlobsDirectory, ec);
   if (!ec) fs::create_directories(data_dir / "tmp", ec);
@@ -165,7 +221,7 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& da
     return Error{Errc::kInternal, "cannot open " + blobs.string() + ": " + std::strerror(errno)};
   }
   return std::unique_ptr<FileBlobStore>(
-      new FileBlobStore(data_dir, std::move(blobs_directory), files));
+      new FileBlobStore(data_dir, std::move(blobs_directory), files, seams));
 }
 
 Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view key,
@@ -177,9 +233,10 @@ Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view 
     ::unlink(temp_path.c_str());
     return status.error();
   }
-  return std::unique_ptr<BlobWriter>(std::make_unique<FileBlobWriter>(
-      std::move(fd), temp_path, data_dir_ / kBlobsDirectory,
-      data_dir_ / blob_relative_path(digest_of(key), version), files_));
+  return std::unique_ptr<BlobWriter>(
+      std::make_unique<FileBlobWriter>(std::move(fd), temp_path, data_dir_ / kBlobsDirectory,
+                                       data_dir_ / blob_relative_path(digest_of(key), version),
+                                       version, seams_.link_instead_of_rename, files_));
 }
 
 std::vector<std::uint64_t> FileBlobStore::versions_of(std::string_view key) const {

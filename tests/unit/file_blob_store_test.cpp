@@ -69,6 +69,25 @@ std::string read_at(int fd, std::uint64_t offset, std::uint64_t size) {
   return bytes;
 }
 
+// Writes and syncs `value` as `version` of `key`, then returns what publish()
+// says; the writer is then destroyed without keep().
+Status publish_once(FileBlobStore& blobs, std::string_view key, std::uint64_t version,
+                    std::string_view value) {
+  auto writer = blobs.begin_write(key, version);
+  if (!writer) return writer.error();
+  if (auto status = (*writer)->append(value); !status) return status;
+  if (auto written = (*writer)->sync(); !written) return written.error();
+  return (*writer)->publish();
+}
+
+// The whole value of `version` of `key`, or the error's message.
+std::string value_of(FileBlobStore& blobs, std::string_view key, std::uint64_t version) {
+  auto blob = blobs.open(key, version);
+  if (!blob) return "error: " + blob.error().message;
+  if (blob->bytes) return *blob->bytes;
+  return read_at(blob->fd.get(), blob->offset, blob->size);
+}
+
 // The value size at which the file is exactly one head read long.
 std::size_t fits_exactly(std::string_view key) {
   return FileBlobStore::kHeadReadBytes - (kBlobFixedHeaderBytes + key.size());
@@ -207,6 +226,51 @@ TEST_F(FileBlobStoreOpen, ACorruptHeaderIs500) {
   auto blob = blobs_->open("bad", 1);
   ASSERT_FALSE(blob.ok());
   EXPECT_EQ(blob.error().code, Errc::kInternal);
+}
+
+// Both ways of publishing: renameat2(RENAME_NOREPLACE), and link(2) + unlink
+// as on a filesystem without it.
+class FileBlobStorePublish : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    auto opened = FileBlobStore::open_at(dir_.path(), {.link_instead_of_rename = GetParam()});
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    blobs_ = std::move(opened).value();
+  }
+
+  std::uint64_t files() {
+    auto usage = blobs_->usage();
+    EXPECT_TRUE(usage.ok());
+    return usage.ok() ? usage->files : 0;
+  }
+
+  DataDir dir_;
+  std::unique_ptr<FileBlobStore> blobs_;
+};
+
+INSTANTIATE_TEST_SUITE_P(, FileBlobStorePublish, ::testing::Bool(),
+                         [](const auto& param_info) {
+                           return param_info.param ? "Link" : "Rename";
+                         });
+
+TEST_P(FileBlobStorePublish, PublishesTheValueAndLeavesNoTempFile) {
+  store(*blobs_, "key", 5, "the value");
+  EXPECT_EQ(value_of(*blobs_, "key", 5), "the value");
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  EXPECT_EQ(files(), 1U);
+}
+
+TEST_P(FileBlobStorePublish, AStoredVersionIsNeverReplaced) {
+  store(*blobs_, "key", 5, "committed copy");
+  const auto replayed = publish_once(*blobs_, "key", 5, "replayed upload");
+  ASSERT_FALSE(replayed.ok());
+  EXPECT_EQ(replayed.error().code, Errc::kConflict);
+  EXPECT_EQ(replayed.error().message,
+            "version 5 of this key is already stored; PUT again through the master for a new "
+            "version");
+  EXPECT_EQ(value_of(*blobs_, "key", 5), "committed copy");
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  EXPECT_EQ(files(), 1U);
 }
 
 }  // namespace
