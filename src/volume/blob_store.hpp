@@ -15,9 +15,12 @@
 
 namespace kalavara {
 
-// One version of a value being written. Not thread-safe. Destroying a writer
-// that was not kept removes everything it wrote, published or not: a failed
-// or abandoned write leaves no trace and other versions untouched.
+// One version of a value being written. Not thread-safe. A writer only ever
+// removes files it created. Destroying one removes its temp file if it
+// published nothing; a published version stays unless discard() was called,
+// since its upload may have been committed by then (a daemon shutting down
+// destroys a PUT still waiting on its commit's answer). At worst it is an
+// orphan no index names, which a scrub removes; never a committed value lost.
 class BlobWriter {
  public:
   virtual ~BlobWriter() = default;
@@ -45,9 +48,12 @@ class BlobWriter {
   // touched.
   virtual Status publish() = 0;
 
-  // Keeps the published version when the writer is destroyed (the commit
-  // succeeded).
-  virtual void keep() = 0;
+  // Removes what this writer created: the version it published, when its
+  // upload was definitively not committed, or else its temp file. A version
+  // it did not publish (a kConflict) is never touched. Not durable: after a
+  // crash the file may be back, as an orphan no index names. Fails with
+  // kInternal on I/O errors; the file then stays, an orphan.
+  virtual Status discard() = 0;
 };
 
 // An open value, `size` bytes long. A small one comes back already read:

@@ -101,16 +101,27 @@ class FileBlobWriter final : public BlobWriter {
         version_(version),
         link_instead_of_rename_(link_instead_of_rename) {}
 
+  // A published version stays: by now its upload may have been committed,
+  // and only the caller can know it was not (discard()).
   ~FileBlobWriter() override {
-    if (state_ == State::kWriting) {
-      ::unlink(temp_path_.c_str());
-    } else if (state_ == State::kPublished && !kept_) {
-      // Published but never committed: no index names this version.
-      if (::unlink(final_path_.c_str()) == 0) --*files_;
-    }
+    if (state_ == State::kWriting) ::unlink(temp_path_.c_str());
   }
 
-  void keep() override { kept_ = true; }
+  // No directory fsync: an unlink a crash forgets brings back an uncommitted
+  // version, an orphan no read is sent to, and the caller is a PUT on an io
+  // thread, which must not block on the disk for that.
+  Status discard() override {
+    if (state_ == State::kGone) return {};
+    const bool published = state_ == State::kPublished;
+    const auto& path = published ? final_path_ : temp_path_;
+    if (::unlink(path.c_str()) == 0) {
+      if (published) --*files_;
+    } else if (errno != ENOENT) {  // ENOENT: a DELETE of this version got there first
+      return io_error("unlink " + path.string(), errno);
+    }
+    state_ = State::kGone;
+    return {};
+  }
 
   Status append(std::span<const char> bytes) override {
     if (auto status = write_all(fd_.get(), bytes); !status) return status;
@@ -149,7 +160,7 @@ class FileBlobWriter final : public BlobWriter {
     }
     // The name is ours now (nothing was replaced), but until its folder is
     // fsynced a crash may forget it: a failed sync fails the write, and the
-    // name goes, as no index can name a version that was never published.
+    // name goes (no commit follows a failed publish, so no index names it).
     if (auto status = sync_directory(level2); !status) {
       ::unlink(final_path_.c_str());
       state_ = State::kGone;
@@ -175,7 +186,6 @@ class FileBlobWriter final : public BlobWriter {
   ValueHasher hasher_;
   std::uint64_t size_ = 0;
   State state_ = State::kWriting;
-  bool kept_ = false;
 };
 
 }  // namespace

@@ -49,7 +49,7 @@ Checksum checksum_of(std::string_view bytes) {
   return hasher.finish();
 }
 
-// Writes, publishes and keeps `value` as `version` of `key`.
+// Writes and publishes `value` as `version` of `key`.
 void store(FileBlobStore& blobs, std::string_view key, std::uint64_t version,
            std::string_view value) {
   auto writer = blobs.begin_write(key, version);
@@ -59,7 +59,6 @@ void store(FileBlobStore& blobs, std::string_view key, std::uint64_t version,
   ASSERT_TRUE(written.ok()) << written.error().message;
   EXPECT_EQ(written->size, value.size());
   ASSERT_TRUE((*writer)->publish().ok());
-  (*writer)->keep();
 }
 
 std::string read_at(int fd, std::uint64_t offset, std::uint64_t size) {
@@ -70,7 +69,7 @@ std::string read_at(int fd, std::uint64_t offset, std::uint64_t size) {
 }
 
 // Writes and syncs `value` as `version` of `key`, then returns what publish()
-// says; the writer is then destroyed without keep().
+// says.
 Status publish_once(FileBlobStore& blobs, std::string_view key, std::uint64_t version,
                     std::string_view value) {
   auto writer = blobs.begin_write(key, version);
@@ -248,10 +247,9 @@ class FileBlobStorePublish : public ::testing::TestWithParam<bool> {
   std::unique_ptr<FileBlobStore> blobs_;
 };
 
-INSTANTIATE_TEST_SUITE_P(, FileBlobStorePublish, ::testing::Bool(),
-                         [](const auto& param_info) {
-                           return param_info.param ? "Link" : "Rename";
-                         });
+INSTANTIATE_TEST_SUITE_P(, FileBlobStorePublish, ::testing::Bool(), [](const auto& param_info) {
+  return param_info.param ? "Link" : "Rename";
+});
 
 TEST_P(FileBlobStorePublish, PublishesTheValueAndLeavesNoTempFile) {
   store(*blobs_, "key", 5, "the value");
@@ -270,6 +268,68 @@ TEST_P(FileBlobStorePublish, AStoredVersionIsNeverReplaced) {
             "version");
   EXPECT_EQ(value_of(*blobs_, "key", 5), "committed copy");
   EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  EXPECT_EQ(files(), 1U);
+}
+
+// A writer that published, synced and wrote `value` as `version` of `key`,
+// or null (with a test failure).
+std::unique_ptr<BlobWriter> published_writer(FileBlobStore& blobs, std::string_view key,
+                                             std::uint64_t version, std::string_view value) {
+  auto writer = blobs.begin_write(key, version);
+  EXPECT_TRUE(writer.ok()) << writer.error().message;
+  if (!writer) return nullptr;
+  EXPECT_TRUE((*writer)->append(value).ok());
+  EXPECT_TRUE((*writer)->sync().ok());
+  if (auto published = (*writer)->publish(); !published) {
+    ADD_FAILURE() << published.error().message;
+    return nullptr;
+  }
+  return std::move(writer).value();
+}
+
+TEST_P(FileBlobStorePublish, DestroyingAWriterRemovesOnlyAnUnpublishedTempFile) {
+  {
+    auto abandoned = blobs_->begin_write("key", 1);
+    ASSERT_TRUE(abandoned.ok()) << abandoned.error().message;
+    ASSERT_TRUE((*abandoned)->append("never published").ok());
+  }
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  // Its upload may have been committed meanwhile: only discard() removes it.
+  ASSERT_NE(published_writer(*blobs_, "key", 2, "published"), nullptr);
+  EXPECT_EQ(value_of(*blobs_, "key", 2), "published");
+  EXPECT_EQ(files(), 1U);
+}
+
+TEST_P(FileBlobStorePublish, DiscardRemovesThePublishedVersionAndNothingElse) {
+  store(*blobs_, "key", 1, "older");
+  auto writer = published_writer(*blobs_, "key", 2, "not committed");
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->discard().ok());
+  EXPECT_EQ(blobs_->open("key", 2).error().code, Errc::kNotFound);
+  EXPECT_EQ(value_of(*blobs_, "key", 1), "older");
+  EXPECT_EQ(files(), 1U);
+  writer.reset();
+  EXPECT_EQ(value_of(*blobs_, "key", 1), "older");
+}
+
+TEST_P(FileBlobStorePublish, DiscardBeforePublishingRemovesTheTempFile) {
+  auto writer = blobs_->begin_write("key", 1);
+  ASSERT_TRUE(writer.ok()) << writer.error().message;
+  ASSERT_TRUE((*writer)->append("abandoned").ok());
+  ASSERT_TRUE((*writer)->discard().ok());
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  EXPECT_EQ(files(), 0U);
+}
+
+TEST_P(FileBlobStorePublish, DiscardAfterAConflictLeavesTheStoredCopy) {
+  store(*blobs_, "key", 5, "committed copy");
+  auto writer = blobs_->begin_write("key", 5);
+  ASSERT_TRUE(writer.ok()) << writer.error().message;
+  ASSERT_TRUE((*writer)->append("replayed upload").ok());
+  ASSERT_TRUE((*writer)->sync().ok());
+  ASSERT_EQ((*writer)->publish().error().code, Errc::kConflict);
+  ASSERT_TRUE((*writer)->discard().ok());
+  EXPECT_EQ(value_of(*blobs_, "key", 5), "committed copy");
   EXPECT_EQ(files(), 1U);
 }
 
