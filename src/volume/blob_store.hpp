@@ -75,11 +75,14 @@ class BlobStore {
   virtual Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key,
                                                           std::uint64_t version) = 0;
   // Opens `version` of the key, or its newest version when nullopt. Fails
-  // with kNotFound when there is no such version here.
+  // with kNotFound only when there is no such version here; with kInternal
+  // on I/O errors or a corrupt file, and when the key's folder cannot be
+  // listed (whether a version is here is then unknown).
   virtual Result<OpenBlob> open(std::string_view key, std::optional<std::uint64_t> version) = 0;
   // Removes, durably, every version of the key up to `up_to` (all of them
-  // when nullopt), or only `exactly` when given. Fails with kNotFound when there
-  // was none.
+  // when nullopt), or only `exactly` when given. Fails with kNotFound only
+  // when there was none; with kInternal on I/O errors, a folder that cannot
+  // be listed included.
   virtual Status remove(std::string_view key, std::optional<std::uint64_t> up_to,
                         std::optional<std::uint64_t> exactly = std::nullopt) = 0;
 

@@ -1,5 +1,6 @@
 #include "volume/file_blob_store.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -249,24 +250,49 @@ Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view 
                                        version, seams_.link_instead_of_rename, files_));
 }
 
-std::vector<std::uint64_t> FileBlobStore::versions_of(std::string_view key) const {
-  const auto digest = digest_of(key);
-  const auto hex = digest.hex();
-  std::vector<std::uint64_t> versions;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(data_dir_ / blob_directory(digest), ec)) {
-    if (auto version = blob_file_version(entry.path().filename().native(), hex)) {
-      versions.push_back(*version);
-    }
+Result<std::vector<std::uint64_t>> FileBlobStore::versions_of(std::string_view key) const {
+  const auto hex = digest_of(key).hex();
+  const auto folder = hex.substr(0, 2) + "/" + hex.substr(2, 2);
+  // Only a missing folder means "no versions": any other error leaves it
+  // unknown, and answering "no such key" then would make a DELETE count as
+  // done while the copy stays.
+  const auto cannot_list = [&](int error_number) {
+    return Error{Errc::kInternal, "cannot list " + (data_dir_ / kBlobsDirectory / folder).string() +
+                                      ": " + std::strerror(error_number)};
+  };
+  const int fd =
+      ::openat(blobs_directory_.get(), folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::vector<std::uint64_t>{};
+    return cannot_list(errno);
   }
-  return versions;
+  struct CloseDirectory {
+    void operator()(DIR* directory) const { ::closedir(directory); }
+  };
+  const std::unique_ptr<DIR, CloseDirectory> directory(::fdopendir(fd));
+  if (!directory) {
+    const int error_number = errno;
+    ::close(fd);
+    return cannot_list(error_number);
+  }
+  std::vector<std::uint64_t> versions;
+  for (;;) {
+    errno = 0;  // readdir returns null both at the end and on an error
+    const dirent* entry = ::readdir(directory.get());
+    if (entry == nullptr) {
+      if (errno != 0) return cannot_list(errno);
+      return versions;
+    }
+    if (auto version = blob_file_version(entry->d_name, hex)) versions.push_back(*version);
+  }
 }
 
 Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::uint64_t> version) {
   if (!version) {
     const auto versions = versions_of(key);
-    if (versions.empty()) return Error{Errc::kNotFound, "no such key"};
-    version = *std::max_element(versions.begin(), versions.end());
+    if (!versions) return versions.error();
+    if (versions->empty()) return Error{Errc::kNotFound, "no such key"};
+    version = *std::max_element(versions->begin(), versions->end());
   }
   const auto relative = blob_path_in_blobs_directory(digest_of(key), *version);
   const auto path_for_errors = [&] { return (data_dir_ / kBlobsDirectory / relative).string(); };
@@ -313,8 +339,10 @@ Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::ui
 Status FileBlobStore::remove(std::string_view key, std::optional<std::uint64_t> up_to,
                              std::optional<std::uint64_t> exactly) {
   const auto digest = digest_of(key);
+  const auto versions = versions_of(key);
+  if (!versions) return versions.error();
   bool removed = false;
-  for (const auto version : versions_of(key)) {
+  for (const auto version : *versions) {
     if ((up_to && version > *up_to) || (exactly && version != *exactly)) continue;
     const auto path = data_dir_ / blob_relative_path(digest, version);
     if (::unlink(path.c_str()) != 0) {

@@ -51,8 +51,10 @@ class FileBlobStore final : public BlobStore {
  private:
   FileBlobStore(std::filesystem::path data_dir, UniqueFd blobs_directory, std::uint64_t files,
                 TestSeams seams);
-  // The versions of the key present here, unordered.
-  std::vector<std::uint64_t> versions_of(std::string_view key) const;
+  // The versions of the key present here, unordered; none when its folder
+  // does not exist. Fails with kInternal naming the folder when it cannot be
+  // listed.
+  Result<std::vector<std::uint64_t>> versions_of(std::string_view key) const;
   std::filesystem::path data_dir_;
   // <data-dir>/blobs: value files are opened relative to it, so the kernel
   // resolves three path components instead of the whole absolute path.

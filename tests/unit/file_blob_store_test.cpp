@@ -189,6 +189,28 @@ TEST_F(FileBlobStoreOpen, MissingKeyOrVersionIs404) {
   EXPECT_EQ(blobs_->open("present", 2).error().code, Errc::kNotFound);
 }
 
+TEST_F(FileBlobStoreOpen, AKeyFolderThatCannotBeListedIsAnErrorNotAMissingKey) {
+  EXPECT_EQ(blobs_->remove("absent", std::nullopt, std::nullopt).error().code, Errc::kNotFound);
+  store(*blobs_, "key", 1, "value");
+  // A regular file where the key's folder was: listing it fails with ENOTDIR.
+  const auto folder = dir_.path() / blob_directory(digest_of("key"));
+  fs::remove_all(folder);
+  std::ofstream(folder) << "not a folder";
+
+  auto blob = blobs_->open("key", std::nullopt);
+  ASSERT_FALSE(blob.ok());
+  EXPECT_EQ(blob.error().code, Errc::kInternal);
+  EXPECT_NE(blob.error().message.find("cannot list " + folder.string()), std::string::npos)
+      << blob.error().message;
+  const auto expect_internal = [](const Status& removed) {
+    ASSERT_FALSE(removed.ok());
+    EXPECT_EQ(removed.error().code, Errc::kInternal) << removed.error().message;
+  };
+  expect_internal(blobs_->remove("key", std::nullopt, std::nullopt));
+  expect_internal(blobs_->remove("key", 5, std::nullopt));
+  expect_internal(blobs_->remove("key", std::nullopt, 1));
+}
+
 TEST_F(FileBlobStoreOpen, StillReadsFormat1Files) {
   // Format 1: the 24-byte fixed header without a checksum, then the key.
   const std::string key = "old";
