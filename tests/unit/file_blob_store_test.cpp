@@ -4,10 +4,17 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <random>
+#include <semaphore>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "volume/blob_file.hpp"
 
@@ -254,7 +261,9 @@ TEST_F(FileBlobStoreOpen, ACorruptHeaderIs500) {
 class FileBlobStorePublish : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    auto opened = FileBlobStore::open_at(dir_.path(), {.link_instead_of_rename = GetParam()});
+    FileBlobStore::TestSeams seams;
+    seams.link_instead_of_rename = GetParam();
+    auto opened = FileBlobStore::open_at(dir_.path(), seams);
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     blobs_ = std::move(opened).value();
   }
@@ -353,6 +362,199 @@ TEST_P(FileBlobStorePublish, DiscardAfterAConflictLeavesTheStoredCopy) {
   ASSERT_TRUE((*writer)->discard().ok());
   EXPECT_EQ(value_of(*blobs_, "key", 5), "committed copy");
   EXPECT_EQ(files(), 1U);
+}
+
+// The first key "probe-N" whose digest satisfies `wanted`.
+std::string key_where(const std::function<bool(const KeyDigest&)>& wanted) {
+  for (int i = 0;; ++i) {
+    auto key = "probe-" + std::to_string(i);
+    if (wanted(digest_of(key))) return key;
+  }
+}
+
+// Another key in the same blobs/ab/cd folder as `key`.
+std::string key_in_the_folder_of(std::string_view key) {
+  const auto digest = digest_of(key);
+  return key_where([&](const KeyDigest& other) {
+    return other.bytes[0] == digest.bytes[0] && other.bytes[1] == digest.bytes[1] &&
+           other.bytes != digest.bytes;
+  });
+}
+
+// Records the folders the store syncs, in order, and fails the sync of one
+// when told to.
+class SyncLog {
+ public:
+  FileBlobStore::TestSeams seams() {
+    FileBlobStore::TestSeams seams;
+    seams.before_sync = [this](const fs::path& directory) -> Status {
+      const std::lock_guard lock(mutex_);
+      synced_.push_back(directory);
+      if (directory == failing_) return Error{Errc::kInternal, "fsync failed (injected)"};
+      return {};
+    };
+    return seams;
+  }
+  // The folders synced since the last call.
+  std::vector<fs::path> take() {
+    const std::lock_guard lock(mutex_);
+    return std::exchange(synced_, {});
+  }
+  void fail(fs::path directory) {
+    const std::lock_guard lock(mutex_);
+    failing_ = std::move(directory);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<fs::path> synced_;
+  fs::path failing_;
+};
+
+class FileBlobStoreDurability : public ::testing::Test {
+ protected:
+  void SetUp() override { reopen(); }
+
+  void reopen() {
+    blobs_.reset();
+    auto opened = FileBlobStore::open_at(dir_.path(), log_.seams());
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    blobs_ = std::move(opened).value();
+  }
+
+  fs::path blobs() const { return dir_.path() / kBlobsDirectory; }
+  // blobs/ab and blobs/ab/cd for `key`.
+  fs::path level1(std::string_view key) const {
+    return blobs() / digest_of(key).hex().substr(0, 2);
+  }
+  fs::path level2(std::string_view key) const {
+    return dir_.path() / blob_directory(digest_of(key));
+  }
+
+  DataDir dir_;
+  SyncLog log_;
+  std::unique_ptr<FileBlobStore> blobs_;
+};
+
+using Paths = std::vector<fs::path>;
+
+TEST_F(FileBlobStoreDurability, OpeningSyncsTheDataFoldersFilesystem) {
+  SyncLog log;
+  const auto data = dir_.path() / "new" / "volume";
+  ASSERT_TRUE(FileBlobStore::open_at(data, log.seams()).ok());
+  EXPECT_EQ(log.take(), Paths{data});
+  log.fail(data);
+  const auto failed = FileBlobStore::open_at(data, log.seams());
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::kInternal);
+}
+
+TEST_F(FileBlobStoreDurability, ANewFolderHasItsParentSyncedBeforeUse) {
+  log_.take();
+  store(*blobs_, "key", 1, "value");
+  EXPECT_EQ(log_.take(), (Paths{blobs(), level1("key"), level2("key")}));
+}
+
+TEST_F(FileBlobStoreDurability, AFolderSomeoneElseMadeHasItsParentSyncedAnyway) {
+  // As a concurrent writer leaves them between its mkdirs and its fsyncs.
+  fs::create_directories(level2("key"));
+  log_.take();
+  store(*blobs_, "key", 1, "value");
+  EXPECT_EQ(log_.take(), (Paths{blobs(), level1("key"), level2("key")}));
+}
+
+TEST_F(FileBlobStoreDurability, AFolderKnownDurableIsNotSyncedAgain) {
+  store(*blobs_, "key", 1, "one");
+  log_.take();
+  store(*blobs_, "key", 2, "two");
+  EXPECT_EQ(log_.take(), Paths{level2("key")});
+  const auto hex = digest_of("key").hex();
+  const auto sibling = key_where([&](const KeyDigest& other) {
+    const auto other_hex = other.hex();
+    return other_hex.substr(0, 2) == hex.substr(0, 2) && other_hex.substr(2, 2) != hex.substr(2, 2);
+  });
+  store(*blobs_, sibling, 1, "sibling");
+  EXPECT_EQ(log_.take(), (Paths{level1(sibling), level2(sibling)}));
+}
+
+TEST_F(FileBlobStoreDurability, FoldersPresentAtOpenCountAsDurable) {
+  store(*blobs_, "key", 1, "one");
+  reopen();
+  EXPECT_EQ(log_.take().back(), dir_.path());
+  store(*blobs_, "key", 2, "two");
+  EXPECT_EQ(log_.take(), Paths{level2("key")});
+}
+
+TEST_F(FileBlobStoreDurability, AFolderWhoseParentSyncFailedIsNotTrusted) {
+  log_.fail(level1("key"));
+  const auto failed = publish_once(*blobs_, "key", 1, "one");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::kInternal);
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  log_.fail({});
+  log_.take();
+  store(*blobs_, "key", 2, "two");
+  EXPECT_EQ(log_.take(), (Paths{level1("key"), level2("key")}));
+}
+
+TEST_F(FileBlobStoreDurability, AFailedSyncOfTheFilesFolderUnpublishesIt) {
+  store(*blobs_, "key", 1, "older");
+  log_.fail(level2("key"));
+  const auto failed = publish_once(*blobs_, "key", 2, "never durable");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::kInternal);
+  EXPECT_EQ(blobs_->open("key", 2).error().code, Errc::kNotFound);
+  EXPECT_EQ(value_of(*blobs_, "key", 1), "older");
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  auto usage = blobs_->usage();
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->files, 1U);
+}
+
+TEST_F(FileBlobStoreDurability, AWriterFindingAFolderStillBeingMadeSyncsItsParentItself) {
+  const std::string creator_key = "key";
+  const auto other_key = key_in_the_folder_of(creator_key);
+  const auto parent = level1(creator_key);
+  std::mutex mutex;
+  std::vector<std::pair<std::thread::id, fs::path>> synced;
+  bool paused = false;
+  std::binary_semaphore creator_paused{0};
+  std::binary_semaphore resume_creator{0};
+  FileBlobStore::TestSeams seams;
+  // The first sync of blobs/ab, the creator's, waits: blobs/ab/cd exists,
+  // and its entry is not yet durable.
+  seams.before_sync = [&](const fs::path& directory) -> Status {
+    bool pause = false;
+    {
+      const std::lock_guard lock(mutex);
+      synced.emplace_back(std::this_thread::get_id(), directory);
+      if (directory == parent && !paused) pause = paused = true;
+    }
+    if (pause) {
+      creator_paused.release();
+      resume_creator.acquire();
+    }
+    return {};
+  };
+  auto opened = FileBlobStore::open_at(dir_.path(), seams);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto& blobs = **opened;
+  synced.clear();  // the filesystem sync at open
+
+  std::thread creator([&] { store(blobs, creator_key, 1, "creator's"); });
+  const bool reached = creator_paused.try_acquire_for(std::chrono::seconds(60));
+  if (reached) store(blobs, other_key, 1, "other's");
+  resume_creator.release();
+  creator.join();
+  ASSERT_TRUE(reached) << "the creator never synced " << parent;
+
+  std::vector<fs::path> by_other;
+  for (const auto& [thread, directory] : synced) {
+    if (thread == std::this_thread::get_id()) by_other.push_back(directory);
+  }
+  EXPECT_EQ(by_other, (Paths{parent, level2(other_key)}));
+  EXPECT_EQ(value_of(blobs, creator_key, 1), "creator's");
+  EXPECT_EQ(value_of(blobs, other_key, 1), "other's");
 }
 
 }  // namespace
