@@ -26,7 +26,7 @@ class BlobWriter {
   virtual ~BlobWriter() = default;
 
   // Appends bytes of the value. Fails with kNoSpace when the disk is full, kInternal on
-  // other I/O errors; after a failure the writer only awaits destruction.
+  // other I/O errors; after a failure the writer only awaits discard() or destruction.
   virtual Status append(std::span<const char> bytes) = 0;
 
   struct Written {
@@ -48,9 +48,9 @@ class BlobWriter {
   // touched.
   virtual Status publish() = 0;
 
-  // Removes what this writer created: the version it published, when its
-  // upload was definitively not committed, or else its temp file. A version
-  // it did not publish (a kConflict) is never touched. Not durable: after a
+  // For an upload definitively not committed: removes what this writer
+  // created, the version it published or else its temp file. A version it
+  // did not publish (a kConflict) is never touched. Not durable: after a
   // crash the file may be back, as an orphan no index names. Fails with
   // kInternal on I/O errors; the file then stays, an orphan.
   virtual Status discard() = 0;
