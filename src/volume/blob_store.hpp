@@ -15,15 +15,18 @@
 
 namespace kalavara {
 
-// One version of a value being written. Not thread-safe. Destroying a writer
-// that was not kept removes everything it wrote, published or not: a failed
-// or abandoned write leaves no trace and other versions untouched.
+// One version of a value being written. Not thread-safe. A writer only ever
+// removes files it created. Destroying one removes its temp file if it
+// published nothing; a published version stays unless discard() was called,
+// since its upload may have been committed by then (a daemon shutting down
+// destroys a PUT still waiting on its commit's answer). At worst it is an
+// orphan no index names, which a scrub removes; never a committed value lost.
 class BlobWriter {
  public:
   virtual ~BlobWriter() = default;
 
   // Appends bytes of the value. Fails with kNoSpace when the disk is full, kInternal on
-  // other I/O errors; after a failure the writer only awaits destruction.
+  // other I/O errors; after a failure the writer only awaits discard() or destruction.
   virtual Status append(std::span<const char> bytes) = 0;
 
   struct Written {
@@ -37,12 +40,20 @@ class BlobWriter {
 
   // Puts the synced value in place as its own version, atomically and
   // durably: after success a reader of that version finds it whole, also
-  // after a crash. Other versions of the key are not touched.
+  // after a crash. Never replaces a file: when this version of the key is
+  // already stored (a replayed upload), fails with kConflict and leaves that
+  // copy as it is. Fails as append does on I/O errors (a failed directory
+  // fsync included). On any failure nothing is published and nothing but
+  // this writer's temp file is touched. Other versions of the key are never
+  // touched.
   virtual Status publish() = 0;
 
-  // Keeps the published version when the writer is destroyed (the commit
-  // succeeded).
-  virtual void keep() = 0;
+  // For an upload definitively not committed: removes what this writer
+  // created, the version it published or else its temp file. A version it
+  // did not publish (a kConflict) is never touched. Not durable: after a
+  // crash the file may be back, as an orphan no index names. Fails with
+  // kInternal on I/O errors; the file then stays, an orphan.
+  virtual Status discard() = 0;
 };
 
 // An open value, `size` bytes long. A small one comes back already read:
@@ -64,11 +75,14 @@ class BlobStore {
   virtual Result<std::unique_ptr<BlobWriter>> begin_write(std::string_view key,
                                                           std::uint64_t version) = 0;
   // Opens `version` of the key, or its newest version when nullopt. Fails
-  // with kNotFound when there is no such version here.
+  // with kNotFound only when there is no such version here; with kInternal
+  // on I/O errors or a corrupt file, and when the key's folder cannot be
+  // listed (whether a version is here is then unknown).
   virtual Result<OpenBlob> open(std::string_view key, std::optional<std::uint64_t> version) = 0;
   // Removes, durably, every version of the key up to `up_to` (all of them
-  // when nullopt), or only `exactly` when given. Fails with kNotFound when there
-  // was none.
+  // when nullopt), or only `exactly` when given. Fails with kNotFound only
+  // when there was none; with kInternal on I/O errors, a folder that cannot
+  // be listed included.
   virtual Status remove(std::string_view key, std::optional<std::uint64_t> up_to,
                         std::optional<std::uint64_t> exactly = std::nullopt) = 0;
 

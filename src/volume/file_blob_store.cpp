@@ -1,15 +1,19 @@
 #include "volume/file_blob_store.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <utility>
 
 #include "common/digest.hpp"
 #include "volume/blob_file.hpp"
@@ -26,21 +30,111 @@ Error io_error(std::string_view what, int error_number) {
   return Error{Errc::kInternal, std::string(what) + ": " + std::strerror(error_number)};
 }
 
-// fsync on a directory makes the entries created, renamed or removed in it
-// durable; without it a crash can forget a rename that already succeeded.
-Status sync_directory(const fs::path& directory) {
-  UniqueFd fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return io_error("open directory for fsync", errno);
-  if (::fsync(fd.get()) != 0) return io_error("fsync directory", errno);
+// Gives the file at `from` the name `to` unless `to` exists, atomically.
+// Fails with kConflict when it exists (then nothing changed), as io_error
+// otherwise. Once it succeeded, `from` no longer names the file, except in
+// the link fallback when its unlink fails: that extra name in tmp/ goes at
+// the next start.
+Status move_no_replace(const fs::path& from, const fs::path& to, bool link_instead_of_rename) {
+  if (!link_instead_of_rename) {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return {};
+    if (errno == EEXIST) return Error{Errc::kConflict, to.string() + " exists"};
+    if (errno != EINVAL && errno != ENOSYS) return io_error("rename", errno);
+  }
+  // A filesystem without RENAME_NOREPLACE: link(2) never replaces either,
+  // and once the temp name is gone the file has only its published name.
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    if (errno == EEXIST) return Error{Errc::kConflict, to.string() + " exists"};
+    return io_error("link", errno);
+  }
+  ::unlink(from.c_str());
   return {};
 }
 
-// Creates `directory` under an existing `parent` if missing, durably.
-Status ensure_directory(const fs::path& parent, const fs::path& directory) {
-  if (::mkdir(directory.c_str(), 0755) == 0) return sync_directory(parent);
-  if (errno == EEXIST) return {};
-  return io_error("mkdir " + directory.string(), errno);
-}
+}  // namespace
+
+namespace detail {
+
+// The level-1 (blobs/ab) and level-2 (blobs/ab/cd) folders whose entry in
+// their parent is known to be durable, one bit each. Thread-safe. A bit is
+// set only once an fsync of the parent succeeded after the folder existed
+// (or at open, by the filesystem sync), and never cleared: nothing removes
+// these folders while the store is open.
+class DurableDirectories {
+ public:
+  static std::size_t level1(std::uint8_t a) { return a; }
+  static std::size_t level2(std::uint8_t a, std::uint8_t b) {
+    return kLevel1Count + std::size_t{a} * 256 + b;
+  }
+
+  bool contains(std::size_t index) const {
+    return ((words_[index / 64].load(std::memory_order_acquire) >> (index % 64)) & 1U) != 0;
+  }
+  void insert(std::size_t index) {
+    words_[index / 64].fetch_or(std::uint64_t{1} << (index % 64), std::memory_order_release);
+  }
+
+ private:
+  static constexpr std::size_t kLevel1Count = 256;
+  static constexpr std::size_t kCount = kLevel1Count + 256 * 256;
+  std::array<std::atomic<std::uint64_t>, kCount / 64> words_{};
+};
+
+// What the store shares with its writers, which may outlive it (a PUT's
+// coroutine frame is destroyed whenever its connection is).
+struct BlobTree {
+  BlobTree(fs::path data_dir, std::uint64_t file_count, FileBlobStore::TestSeams test_seams)
+      : data(std::move(data_dir)),
+        blobs(data / kBlobsDirectory),
+        temp(data / "tmp"),
+        files(static_cast<std::int64_t>(file_count)),
+        seams(std::move(test_seams)) {}
+
+  // fsync on a directory makes the entries created, renamed or removed in it
+  // durable; without it a crash can forget a rename that already succeeded.
+  Status sync_directory(const fs::path& directory) const {
+    if (seams.before_sync) {
+      if (auto status = seams.before_sync(directory); !status) return status;
+    }
+    UniqueFd fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return io_error("open directory for fsync", errno);
+    if (::fsync(fd.get()) != 0) return io_error("fsync directory " + directory.string(), errno);
+    return {};
+  }
+
+  // Makes `directory`, under `parent`, exist with a durable entry in
+  // `parent`; `index` is its bit in `durable`.
+  Status ensure_directory(const fs::path& parent, const fs::path& directory, std::size_t index) {
+    if (durable.contains(index)) return {};
+    if (::mkdir(directory.c_str(), 0755) != 0 && errno != EEXIST) {
+      return io_error("mkdir " + directory.string(), errno);
+    }
+    // Made now or found: a concurrent writer may have made it a moment ago
+    // and not yet fsynced `parent`, and using it then would let a crash
+    // forget the folder and the file renamed into it. So whoever finds it
+    // not known durable, creator or not, fsyncs `parent` before using it
+    // (finders racing here may both sync: harmless, and only until the bit
+    // is set).
+    if (auto status = sync_directory(parent); !status) return status;
+    durable.insert(index);
+    return {};
+  }
+
+  const fs::path data;
+  const fs::path blobs;
+  const fs::path temp;
+  // Counted at start, then kept up to date by writers and removals.
+  std::atomic<std::int64_t> files;
+  DurableDirectories durable;
+  const FileBlobStore::TestSeams seams;
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::BlobTree;
+using detail::DurableDirectories;
 
 std::string random_name() {
   thread_local std::mt19937_64 generator{std::random_device{}()};
@@ -68,24 +162,37 @@ Status write_all(int fd, std::span<const char> bytes) {
 
 class FileBlobWriter final : public BlobWriter {
  public:
-  FileBlobWriter(UniqueFd fd, fs::path temp_path, fs::path blobs_dir, fs::path final_path,
-                 std::shared_ptr<std::atomic<std::int64_t>> files)
-      : files_(std::move(files)),
+  FileBlobWriter(std::shared_ptr<BlobTree> tree, UniqueFd fd, fs::path temp_path,
+                 const KeyDigest& digest, std::uint64_t version)
+      : tree_(std::move(tree)),
         fd_(std::move(fd)),
         temp_path_(std::move(temp_path)),
-        blobs_dir_(std::move(blobs_dir)),
-        final_path_(std::move(final_path)) {}
+        final_path_(tree_->data / blob_relative_path(digest, version)),
+        level1_index_(DurableDirectories::level1(digest.bytes[0])),
+        level2_index_(DurableDirectories::level2(digest.bytes[0], digest.bytes[1])),
+        version_(version) {}
 
+  // A published version stays: by now its upload may have been committed,
+  // and only the caller can know it was not (discard()).
   ~FileBlobWriter() override {
-    if (!published_) {
-      ::unlink(temp_path_.c_str());
-    } else if (!kept_) {
-      // Published but never committed: no index names this version.
-      if (::unlink(final_path_.c_str()) == 0) --*files_;
-    }
+    if (state_ == State::kWriting) ::unlink(temp_path_.c_str());
   }
 
-  void keep() override { kept_ = true; }
+  // No directory fsync: an unlink a crash forgets brings back an uncommitted
+  // version, an orphan no read is sent to, and the caller is a PUT on an io
+  // thread, which must not block on the disk for that.
+  Status discard() override {
+    if (state_ == State::kGone) return {};
+    const bool published = state_ == State::kPublished;
+    const auto& path = published ? final_path_ : temp_path_;
+    if (::unlink(path.c_str()) == 0) {
+      if (published) --tree_->files;
+    } else if (errno != ENOENT) {  // ENOENT: a DELETE of this version got there first
+      return io_error("unlink " + path.string(), errno);
+    }
+    state_ = State::kGone;
+    return {};
+  }
 
   Status append(std::span<const char> bytes) override {
     if (auto status = write_all(fd_.get(), bytes); !status) return status;
@@ -107,36 +214,84 @@ class FileBlobWriter final : public BlobWriter {
   }
 
   Status publish() override {
+    if (state_ != State::kWriting) return Error{Errc::kInternal, "publish: nothing to publish"};
     const auto level1 = final_path_.parent_path().parent_path();
     const auto level2 = final_path_.parent_path();
-    if (auto status = ensure_directory(blobs_dir_, level1); !status) return status;
-    if (auto status = ensure_directory(level1, level2); !status) return status;
-    if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) return io_error("rename", errno);
-    published_ = true;
-    ++*files_;
-    return sync_directory(level2);
+    if (auto status = tree_->ensure_directory(tree_->blobs, level1, level1_index_); !status) {
+      return status;
+    }
+    if (auto status = tree_->ensure_directory(level1, level2, level2_index_); !status) {
+      return status;
+    }
+    if (auto moved = move_no_replace(temp_path_, final_path_, tree_->seams.link_instead_of_rename);
+        !moved) {
+      ::unlink(temp_path_.c_str());
+      state_ = State::kGone;
+      if (moved.error().code != Errc::kConflict) return moved;
+      // Another upload of this version already published it, and the
+      // master may have committed that copy: it must stay as it is.
+      return Error{Errc::kConflict, "version " + std::to_string(version_) +
+                                        " of this key is already stored; PUT again through "
+                                        "the master for a new version"};
+    }
+    // The name is ours now (nothing was replaced), but until its folder is
+    // fsynced a crash may forget it: a failed sync fails the write, and the
+    // name goes (no commit follows a failed publish, so no index names it).
+    if (auto status = tree_->sync_directory(level2); !status) {
+      ::unlink(final_path_.c_str());
+      state_ = State::kGone;
+      return status;
+    }
+    state_ = State::kPublished;
+    ++tree_->files;
+    return {};
   }
 
  private:
-  std::shared_ptr<std::atomic<std::int64_t>> files_;
+  // kWriting: the temp file is ours. kPublished: the version file is ours.
+  // kGone: this writer owns no file any more.
+  enum class State { kWriting, kPublished, kGone };
+
+  std::shared_ptr<BlobTree> tree_;
   UniqueFd fd_;
   fs::path temp_path_;
-  fs::path blobs_dir_;
   fs::path final_path_;
+  std::size_t level1_index_;
+  std::size_t level2_index_;
+  std::uint64_t version_;
   ValueHasher hasher_;
   std::uint64_t size_ = 0;
-  bool published_ = false;
-  bool kept_ = false;
+  State state_ = State::kWriting;
 };
+
+// The byte a level-1 or level-2 folder's name spells ("3f"), if it is one.
+std::optional<std::uint8_t> folder_byte(const fs::path& name) {
+  const auto& text = name.native();
+  if (text.size() != 2) return std::nullopt;
+  int value = 0;
+  for (const char c : text) {
+    int digit = -1;
+    if (c >= '0' && c <= '9') digit = c - '0';
+    if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+    if (digit < 0) return std::nullopt;
+    value = value * 16 + digit;
+  }
+  return static_cast<std::uint8_t>(value);
+}
 
 }  // namespace
 
-FileBlobStore::FileBlobStore(fs::path data_dir, UniqueFd blobs_directory, std::uint64_t files)
-    : data_dir_(std::move(data_dir)),
-      blobs_directory_(std::move(blobs_directory)),
-      files_(std::make_shared<std::atomic<std::int64_t>>(static_cast<std::int64_t>(files))) {}
+FileBlobStore::FileBlobStore(std::shared_ptr<detail::BlobTree> tree, UniqueFd blobs_directory)
+    : tree_(std::move(tree)), blobs_directory_(std::move(blobs_directory)) {}
+
+FileBlobStore::~FileBlobStore() = default;
 
 Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& data_dir) {
+  return open_at(data_dir, TestSeams{});
+}
+
+Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& data_dir,
+                                                              TestSeams seams) {
   std::error_code ec;
   fs::create_directories(data_dir / kBlobsDirectory, ec);
   if (!ec) fs::create_directories(data_dir / "tmp", ec);
@@ -152,25 +307,57 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& da
     return Error{Errc::kInternal,
                  "cannot list " + (data_dir / "tmp").string() + ": " + ec.message()};
   std::uint64_t files = 0;
+  std::vector<std::size_t> folders;  // the level-1 and level-2 folders present
   for (auto it = fs::recursive_directory_iterator(data_dir / kBlobsDirectory, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) ++files;
+    if (it->is_regular_file(ec)) {
+      ++files;
+    } else if (!ec && it->is_directory(ec)) {
+      const auto byte = folder_byte(it->path().filename());
+      if (!byte) continue;
+      if (it.depth() == 0) {
+        folders.push_back(DurableDirectories::level1(*byte));
+      } else if (const auto parent = folder_byte(it->path().parent_path().filename());
+                 it.depth() == 1 && parent) {
+        folders.push_back(DurableDirectories::level2(*parent, *byte));
+      }
+    }
   }
   if (ec)
     return Error{Errc::kInternal,
                  "cannot count the values in " + data_dir.string() + ": " + ec.message()};
-  const auto blobs = data_dir / kBlobsDirectory;
+
+  auto tree = std::make_shared<detail::BlobTree>(data_dir, files, std::move(seams));
+  // Whatever exists now need not be on disk: a crashed run (or
+  // create_directories just now) may have made a folder and not yet fsynced
+  // its parent, and the page cache outlives a process, not a power cut. One
+  // syncfs makes every such entry durable: the data folder and any parent
+  // made for it, blobs/, tmp/, and each ab/ and ab/cd/ folder, where
+  // fsyncing each parent would take up to 258 calls. It writes out the rest
+  // of the filesystem's dirty data too, once, at start. Linux reports
+  // write-back errors from syncfs since 5.8; one fails the open.
+  if (tree->seams.before_sync) {
+    if (auto status = tree->seams.before_sync(data_dir); !status) return status.error();
+  }
+  UniqueFd data(::open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!data.valid() || ::syncfs(data.get()) != 0) {
+    return Error{Errc::kInternal,
+                 "cannot sync " + data_dir.string() + " to disk: " + std::strerror(errno)};
+  }
+  for (const auto index : folders) tree->durable.insert(index);
+
+  const auto& blobs = tree->blobs;
   UniqueFd blobs_directory(::open(blobs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!blobs_directory.valid()) {
     return Error{Errc::kInternal, "cannot open " + blobs.string() + ": " + std::strerror(errno)};
   }
   return std::unique_ptr<FileBlobStore>(
-      new FileBlobStore(data_dir, std::move(blobs_directory), files));
+      new FileBlobStore(std::move(tree), std::move(blobs_directory)));
 }
 
 Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view key,
                                                                std::uint64_t version) {
-  auto temp_path = data_dir_ / "tmp" / random_name();
+  auto temp_path = tree_->temp / random_name();
   UniqueFd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd.valid()) return io_error("create temp file", errno);
   if (auto status = write_all(fd.get(), encode_blob_header(key, version)); !status) {
@@ -178,31 +365,55 @@ Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view 
     return status.error();
   }
   return std::unique_ptr<BlobWriter>(std::make_unique<FileBlobWriter>(
-      std::move(fd), temp_path, data_dir_ / kBlobsDirectory,
-      data_dir_ / blob_relative_path(digest_of(key), version), files_));
+      tree_, std::move(fd), std::move(temp_path), digest_of(key), version));
 }
 
-std::vector<std::uint64_t> FileBlobStore::versions_of(std::string_view key) const {
-  const auto digest = digest_of(key);
-  const auto hex = digest.hex();
-  std::vector<std::uint64_t> versions;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(data_dir_ / blob_directory(digest), ec)) {
-    if (auto version = blob_file_version(entry.path().filename().native(), hex)) {
-      versions.push_back(*version);
-    }
+Result<std::vector<std::uint64_t>> FileBlobStore::versions_of(std::string_view key) const {
+  const auto hex = digest_of(key).hex();
+  const auto folder = hex.substr(0, 2) + "/" + hex.substr(2, 2);
+  // Only a missing folder means "no versions": any other error leaves it
+  // unknown, and answering "no such key" then would make a DELETE count as
+  // done while the copy stays.
+  const auto cannot_list = [&](int error_number) {
+    return Error{Errc::kInternal, "cannot list " + (tree_->blobs / folder).string() + ": " +
+                                      std::strerror(error_number)};
+  };
+  const int fd =
+      ::openat(blobs_directory_.get(), folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::vector<std::uint64_t>{};
+    return cannot_list(errno);
   }
-  return versions;
+  struct CloseDirectory {
+    void operator()(DIR* directory) const { ::closedir(directory); }
+  };
+  const std::unique_ptr<DIR, CloseDirectory> directory(::fdopendir(fd));
+  if (!directory) {
+    const int error_number = errno;
+    ::close(fd);
+    return cannot_list(error_number);
+  }
+  std::vector<std::uint64_t> versions;
+  for (;;) {
+    errno = 0;  // readdir returns null both at the end and on an error
+    const dirent* entry = ::readdir(directory.get());
+    if (entry == nullptr) {
+      if (errno != 0) return cannot_list(errno);
+      return versions;
+    }
+    if (auto version = blob_file_version(entry->d_name, hex)) versions.push_back(*version);
+  }
 }
 
 Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::uint64_t> version) {
   if (!version) {
     const auto versions = versions_of(key);
-    if (versions.empty()) return Error{Errc::kNotFound, "no such key"};
-    version = *std::max_element(versions.begin(), versions.end());
+    if (!versions) return versions.error();
+    if (versions->empty()) return Error{Errc::kNotFound, "no such key"};
+    version = *std::max_element(versions->begin(), versions->end());
   }
   const auto relative = blob_path_in_blobs_directory(digest_of(key), *version);
-  const auto path_for_errors = [&] { return (data_dir_ / kBlobsDirectory / relative).string(); };
+  const auto path_for_errors = [&] { return (tree_->blobs / relative).string(); };
   UniqueFd fd(::openat(blobs_directory_.get(), relative.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
     if (errno == ENOENT) return Error{Errc::kNotFound, "no such key (or not this version of it)"};
@@ -246,26 +457,28 @@ Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::ui
 Status FileBlobStore::remove(std::string_view key, std::optional<std::uint64_t> up_to,
                              std::optional<std::uint64_t> exactly) {
   const auto digest = digest_of(key);
+  const auto versions = versions_of(key);
+  if (!versions) return versions.error();
   bool removed = false;
-  for (const auto version : versions_of(key)) {
+  for (const auto version : *versions) {
     if ((up_to && version > *up_to) || (exactly && version != *exactly)) continue;
-    const auto path = data_dir_ / blob_relative_path(digest, version);
+    const auto path = tree_->data / blob_relative_path(digest, version);
     if (::unlink(path.c_str()) != 0) {
       if (errno == ENOENT) continue;  // a concurrent delete got there first
       return io_error("unlink", errno);
     }
     removed = true;
-    --*files_;
+    --tree_->files;
   }
   if (!removed) return Error{Errc::kNotFound, "no such key"};
-  return sync_directory(data_dir_ / blob_directory(digest));
+  return tree_->sync_directory(tree_->data / blob_directory(digest));
 }
 
 Result<BlobStore::Usage> FileBlobStore::usage() {
   struct statvfs info {};
-  if (::statvfs(data_dir_.c_str(), &info) != 0) return io_error("statvfs", errno);
+  if (::statvfs(tree_->data.c_str(), &info) != 0) return io_error("statvfs", errno);
   return Usage{static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize,
-               static_cast<std::uint64_t>(std::max<std::int64_t>(0, files_->load()))};
+               static_cast<std::uint64_t>(std::max<std::int64_t>(0, tree_->files.load()))};
 }
 
 }  // namespace kalavara

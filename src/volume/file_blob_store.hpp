@@ -1,14 +1,23 @@
 // BlobStore on a local file tree (format: blob_file.hpp). Writes stream into
 // <data-dir>/tmp (same filesystem, so the final rename is atomic), are
-// fsynced, renamed into place, and the directory is fsynced.
+// fsynced, renamed into place without replacing any file
+// (renameat2(RENAME_NOREPLACE), or link(2) + unlink where the filesystem
+// lacks it), and the directory is fsynced.
+//
+// A file is renamed only into a folder whose own entry is known durable:
+// the store remembers which of the 256 + 65536 blobs/ab and blobs/ab/cd
+// folders are (all that exist at open, which syncs the filesystem once),
+// and a folder not yet known durable gets its parent fsynced first, by
+// whichever writer finds it, so no publish pays for more than its own
+// directory fsync once the tree is warm.
 //
 // Reads open files relative to the blobs folder opened once at start, so
 // the data folder must not be moved or replaced while the store is open.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -16,11 +25,30 @@
 
 namespace kalavara {
 
+namespace detail {
+struct BlobTree;
+}  // namespace detail
+
 class FileBlobStore final : public BlobStore {
  public:
-  // Creates the tree under `data_dir` if needed and removes temp files left
-  // by a crash. Fails with kInternal when the folder cannot be prepared.
+  // Test seams; the defaults are what a volume runs with.
+  struct TestSeams {
+    // Publish as on a filesystem without RENAME_NOREPLACE: link(2) + unlink.
+    bool link_instead_of_rename = false;
+    // Called before each directory fsync with the directory, and at open
+    // with the data folder before its filesystem is synced; an error it
+    // returns stands for that sync's failure. Called from any thread that
+    // syncs, so it must be thread-safe.
+    std::function<Status(const std::filesystem::path&)> before_sync;
+  };
+
+  // Creates the tree under `data_dir` if needed, removes temp files left by
+  // a crash, and syncs the data folder's filesystem, so that every folder
+  // in the tree (and the data folder's own entry) is durable from then on.
+  // Fails with kInternal when the folder cannot be prepared or synced.
   static Result<std::unique_ptr<FileBlobStore>> open_at(const std::filesystem::path& data_dir);
+  static Result<std::unique_ptr<FileBlobStore>> open_at(const std::filesystem::path& data_dir,
+                                                        TestSeams seams);
 
   // open() reads this many bytes from the start of a value's file in one
   // pread: the header and, when the file is no longer, the whole value,
@@ -38,16 +66,22 @@ class FileBlobStore final : public BlobStore {
                 std::optional<std::uint64_t> exactly) override;
   Result<Usage> usage() override;
 
+  ~FileBlobStore() override;
+  FileBlobStore(const FileBlobStore&) = delete;
+  FileBlobStore& operator=(const FileBlobStore&) = delete;
+
  private:
-  FileBlobStore(std::filesystem::path data_dir, UniqueFd blobs_directory, std::uint64_t files);
-  // The versions of the key present here, unordered.
-  std::vector<std::uint64_t> versions_of(std::string_view key) const;
-  std::filesystem::path data_dir_;
+  FileBlobStore(std::shared_ptr<detail::BlobTree> tree, UniqueFd blobs_directory);
+  // The versions of the key present here, unordered; none when its folder
+  // does not exist. Fails with kInternal naming the folder when it cannot be
+  // listed.
+  Result<std::vector<std::uint64_t>> versions_of(std::string_view key) const;
+  // Paths, the file count and the durable-folder record, shared with the
+  // writers, which may outlive the store.
+  std::shared_ptr<detail::BlobTree> tree_;
   // <data-dir>/blobs: value files are opened relative to it, so the kernel
   // resolves three path components instead of the whole absolute path.
   UniqueFd blobs_directory_;
-  // Counted at start, then kept up to date by writers and removals.
-  std::shared_ptr<std::atomic<std::int64_t>> files_;
 };
 
 }  // namespace kalavara

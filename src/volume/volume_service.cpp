@@ -157,9 +157,9 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   }
   // Sync, then publish, in one trip to the blocking pool. The published
   // file is its own version, which no reader is sent to until the index
-  // names it: if anything fails before the commit, the writer removes the
-  // file, `uploads` has the replicas remove theirs, and every other version
-  // stays exactly as it was.
+  // names it: if the write is definitely not committed, discard() removes
+  // the file, `uploads` has the replicas remove theirs, and every other
+  // version stays exactly as it was.
   Result<BlobWriter::Written> written = Error{Errc::kInternal, "not synced"};
   Status published;
   co_await run_blocking(blocking_, [&] {
@@ -168,9 +168,14 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   });
   if (!written) co_return http::error_response(written.error());
   if (!published) co_return http::error_response(published.error());
+  const auto discard = [&] {
+    if (auto status = (*writer)->discard(); !status) {
+      spdlog::warn("PUT {}: uncommitted version {} stays as an orphan: {}", *key, **version,
+                   status.error().message);
+    }
+  };
   const auto etag = etag_for(checksum_hex(written->checksum));
   if (as_replica) {
-    (*writer)->keep();
     auto response = http::text_response(HttpStatus::created, "stored as a replica");
     response.set(Field::etag, etag);
     co_return response;
@@ -178,6 +183,7 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   // Every replica's copy is durable and identical (same checksum) before
   // the commit: a 201 means N durable copies.
   if (auto status = co_await uploads.finish(etag); !status) {
+    discard();
     co_return http::error_response(status.error());
   }
 
@@ -198,7 +204,6 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
     // The master may have committed: the files must stay, or the index
     // could name a version that no longer exists. If it did not commit,
     // they are orphans no read is sent to.
-    (*writer)->keep();
     uploads.keep();
     co_return http::error_response(
         {Errc::kNoAnswer,
@@ -206,22 +211,28 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
              reply.error().message});
   }
   if (!reply) {
+    discard();
     co_return http::error_response(
         {Errc::kUnavailable, "value not stored: master " + reply.error().message});
   }
   std::string outcome = reply->body;
   while (!outcome.empty() && outcome.back() == '\n') outcome.pop_back();
-  if (reply->status == 412) co_return http::error_response({Errc::kPreconditionFailed, outcome});
+  if (reply->status == 412) {
+    discard();
+    co_return http::error_response({Errc::kPreconditionFailed, outcome});
+  }
   if (reply->status != 200 || (outcome != "committed" && outcome != "superseded")) {
+    discard();
     co_return http::error_response(
         {Errc::kPeerFailed, "value not stored: master refused the commit (" +
                                 std::to_string(reply->status) + " " + outcome + ")"});
   }
   // A superseded write was committed and at once overwritten by a newer
-  // version: its 201 is right, its files are garbage (removed on the way out).
+  // version: its 201 is right, its files are garbage.
   if (outcome == "committed") {
-    (*writer)->keep();
     uploads.keep();
+  } else {
+    discard();
   }
   auto response = http::text_response(HttpStatus::created, "stored");
   response.set(Field::etag, etag);

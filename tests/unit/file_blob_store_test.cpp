@@ -4,10 +4,17 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <random>
+#include <semaphore>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "volume/blob_file.hpp"
 
@@ -49,7 +56,7 @@ Checksum checksum_of(std::string_view bytes) {
   return hasher.finish();
 }
 
-// Writes, publishes and keeps `value` as `version` of `key`.
+// Writes and publishes `value` as `version` of `key`.
 void store(FileBlobStore& blobs, std::string_view key, std::uint64_t version,
            std::string_view value) {
   auto writer = blobs.begin_write(key, version);
@@ -59,7 +66,6 @@ void store(FileBlobStore& blobs, std::string_view key, std::uint64_t version,
   ASSERT_TRUE(written.ok()) << written.error().message;
   EXPECT_EQ(written->size, value.size());
   ASSERT_TRUE((*writer)->publish().ok());
-  (*writer)->keep();
 }
 
 std::string read_at(int fd, std::uint64_t offset, std::uint64_t size) {
@@ -67,6 +73,25 @@ std::string read_at(int fd, std::uint64_t offset, std::uint64_t size) {
   const ssize_t got = ::pread(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
   bytes.resize(got < 0 ? 0 : static_cast<std::size_t>(got));
   return bytes;
+}
+
+// Writes and syncs `value` as `version` of `key`, then returns what publish()
+// says.
+Status publish_once(FileBlobStore& blobs, std::string_view key, std::uint64_t version,
+                    std::string_view value) {
+  auto writer = blobs.begin_write(key, version);
+  if (!writer) return writer.error();
+  if (auto status = (*writer)->append(value); !status) return status;
+  if (auto written = (*writer)->sync(); !written) return written.error();
+  return (*writer)->publish();
+}
+
+// The whole value of `version` of `key`, or the error's message.
+std::string value_of(FileBlobStore& blobs, std::string_view key, std::uint64_t version) {
+  auto blob = blobs.open(key, version);
+  if (!blob) return "error: " + blob.error().message;
+  if (blob->bytes) return *blob->bytes;
+  return read_at(blob->fd.get(), blob->offset, blob->size);
 }
 
 // The value size at which the file is exactly one head read long.
@@ -171,6 +196,28 @@ TEST_F(FileBlobStoreOpen, MissingKeyOrVersionIs404) {
   EXPECT_EQ(blobs_->open("present", 2).error().code, Errc::kNotFound);
 }
 
+TEST_F(FileBlobStoreOpen, AKeyFolderThatCannotBeListedIsAnErrorNotAMissingKey) {
+  EXPECT_EQ(blobs_->remove("absent", std::nullopt, std::nullopt).error().code, Errc::kNotFound);
+  store(*blobs_, "key", 1, "value");
+  // A regular file where the key's folder was: listing it fails with ENOTDIR.
+  const auto folder = dir_.path() / blob_directory(digest_of("key"));
+  fs::remove_all(folder);
+  std::ofstream(folder) << "not a folder";
+
+  auto blob = blobs_->open("key", std::nullopt);
+  ASSERT_FALSE(blob.ok());
+  EXPECT_EQ(blob.error().code, Errc::kInternal);
+  EXPECT_NE(blob.error().message.find("cannot list " + folder.string()), std::string::npos)
+      << blob.error().message;
+  const auto expect_internal = [](const Status& removed) {
+    ASSERT_FALSE(removed.ok());
+    EXPECT_EQ(removed.error().code, Errc::kInternal) << removed.error().message;
+  };
+  expect_internal(blobs_->remove("key", std::nullopt, std::nullopt));
+  expect_internal(blobs_->remove("key", 5, std::nullopt));
+  expect_internal(blobs_->remove("key", std::nullopt, 1));
+}
+
 TEST_F(FileBlobStoreOpen, StillReadsFormat1Files) {
   // Format 1: the 24-byte fixed header without a checksum, then the key.
   const std::string key = "old";
@@ -207,6 +254,307 @@ TEST_F(FileBlobStoreOpen, ACorruptHeaderIs500) {
   auto blob = blobs_->open("bad", 1);
   ASSERT_FALSE(blob.ok());
   EXPECT_EQ(blob.error().code, Errc::kInternal);
+}
+
+// Both ways of publishing: renameat2(RENAME_NOREPLACE), and link(2) + unlink
+// as on a filesystem without it.
+class FileBlobStorePublish : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    FileBlobStore::TestSeams seams;
+    seams.link_instead_of_rename = GetParam();
+    auto opened = FileBlobStore::open_at(dir_.path(), seams);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    blobs_ = std::move(opened).value();
+  }
+
+  std::uint64_t files() {
+    auto usage = blobs_->usage();
+    EXPECT_TRUE(usage.ok());
+    return usage.ok() ? usage->files : 0;
+  }
+
+  DataDir dir_;
+  std::unique_ptr<FileBlobStore> blobs_;
+};
+
+INSTANTIATE_TEST_SUITE_P(, FileBlobStorePublish, ::testing::Bool(), [](const auto& param_info) {
+  return param_info.param ? "Link" : "Rename";
+});
+
+TEST_P(FileBlobStorePublish, PublishesTheValueAndLeavesNoTempFile) {
+  store(*blobs_, "key", 5, "the value");
+  EXPECT_EQ(value_of(*blobs_, "key", 5), "the value");
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  EXPECT_EQ(files(), 1U);
+}
+
+TEST_P(FileBlobStorePublish, AStoredVersionIsNeverReplaced) {
+  store(*blobs_, "key", 5, "committed copy");
+  const auto replayed = publish_once(*blobs_, "key", 5, "replayed upload");
+  ASSERT_FALSE(replayed.ok());
+  EXPECT_EQ(replayed.error().code, Errc::kConflict);
+  EXPECT_EQ(replayed.error().message,
+            "version 5 of this key is already stored; PUT again through the master for a new "
+            "version");
+  EXPECT_EQ(value_of(*blobs_, "key", 5), "committed copy");
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  EXPECT_EQ(files(), 1U);
+}
+
+// A writer that published, synced and wrote `value` as `version` of `key`,
+// or null (with a test failure).
+std::unique_ptr<BlobWriter> published_writer(FileBlobStore& blobs, std::string_view key,
+                                             std::uint64_t version, std::string_view value) {
+  auto writer = blobs.begin_write(key, version);
+  EXPECT_TRUE(writer.ok()) << writer.error().message;
+  if (!writer) return nullptr;
+  EXPECT_TRUE((*writer)->append(value).ok());
+  EXPECT_TRUE((*writer)->sync().ok());
+  if (auto published = (*writer)->publish(); !published) {
+    ADD_FAILURE() << published.error().message;
+    return nullptr;
+  }
+  return std::move(writer).value();
+}
+
+TEST_P(FileBlobStorePublish, DestroyingAWriterRemovesOnlyAnUnpublishedTempFile) {
+  {
+    auto abandoned = blobs_->begin_write("key", 1);
+    ASSERT_TRUE(abandoned.ok()) << abandoned.error().message;
+    ASSERT_TRUE((*abandoned)->append("never published").ok());
+  }
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  // Its upload may have been committed meanwhile: only discard() removes it.
+  ASSERT_NE(published_writer(*blobs_, "key", 2, "published"), nullptr);
+  EXPECT_EQ(value_of(*blobs_, "key", 2), "published");
+  EXPECT_EQ(files(), 1U);
+}
+
+TEST_P(FileBlobStorePublish, DiscardRemovesThePublishedVersionAndNothingElse) {
+  store(*blobs_, "key", 1, "older");
+  auto writer = published_writer(*blobs_, "key", 2, "not committed");
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->discard().ok());
+  EXPECT_EQ(blobs_->open("key", 2).error().code, Errc::kNotFound);
+  EXPECT_EQ(value_of(*blobs_, "key", 1), "older");
+  EXPECT_EQ(files(), 1U);
+  writer.reset();
+  EXPECT_EQ(value_of(*blobs_, "key", 1), "older");
+}
+
+TEST_P(FileBlobStorePublish, DiscardBeforePublishingRemovesTheTempFile) {
+  auto writer = blobs_->begin_write("key", 1);
+  ASSERT_TRUE(writer.ok()) << writer.error().message;
+  ASSERT_TRUE((*writer)->append("abandoned").ok());
+  ASSERT_TRUE((*writer)->discard().ok());
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  EXPECT_EQ(files(), 0U);
+}
+
+TEST_P(FileBlobStorePublish, DiscardAfterAConflictLeavesTheStoredCopy) {
+  store(*blobs_, "key", 5, "committed copy");
+  auto writer = blobs_->begin_write("key", 5);
+  ASSERT_TRUE(writer.ok()) << writer.error().message;
+  ASSERT_TRUE((*writer)->append("replayed upload").ok());
+  ASSERT_TRUE((*writer)->sync().ok());
+  ASSERT_EQ((*writer)->publish().error().code, Errc::kConflict);
+  ASSERT_TRUE((*writer)->discard().ok());
+  EXPECT_EQ(value_of(*blobs_, "key", 5), "committed copy");
+  EXPECT_EQ(files(), 1U);
+}
+
+// The first key "probe-N" whose digest satisfies `wanted`.
+std::string key_where(const std::function<bool(const KeyDigest&)>& wanted) {
+  for (int i = 0;; ++i) {
+    auto key = "probe-" + std::to_string(i);
+    if (wanted(digest_of(key))) return key;
+  }
+}
+
+// Another key in the same blobs/ab/cd folder as `key`.
+std::string key_in_the_folder_of(std::string_view key) {
+  const auto digest = digest_of(key);
+  return key_where([&](const KeyDigest& other) {
+    return other.bytes[0] == digest.bytes[0] && other.bytes[1] == digest.bytes[1] &&
+           other.bytes != digest.bytes;
+  });
+}
+
+// Records the folders the store syncs, in order, and fails the sync of one
+// when told to.
+class SyncLog {
+ public:
+  FileBlobStore::TestSeams seams() {
+    FileBlobStore::TestSeams seams;
+    seams.before_sync = [this](const fs::path& directory) -> Status {
+      const std::lock_guard lock(mutex_);
+      synced_.push_back(directory);
+      if (directory == failing_) return Error{Errc::kInternal, "fsync failed (injected)"};
+      return {};
+    };
+    return seams;
+  }
+  // The folders synced since the last call.
+  std::vector<fs::path> take() {
+    const std::lock_guard lock(mutex_);
+    return std::exchange(synced_, {});
+  }
+  void fail(fs::path directory) {
+    const std::lock_guard lock(mutex_);
+    failing_ = std::move(directory);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<fs::path> synced_;
+  fs::path failing_;
+};
+
+class FileBlobStoreDurability : public ::testing::Test {
+ protected:
+  void SetUp() override { reopen(); }
+
+  void reopen() {
+    blobs_.reset();
+    auto opened = FileBlobStore::open_at(dir_.path(), log_.seams());
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    blobs_ = std::move(opened).value();
+  }
+
+  fs::path blobs() const { return dir_.path() / kBlobsDirectory; }
+  // blobs/ab and blobs/ab/cd for `key`.
+  fs::path level1(std::string_view key) const {
+    return blobs() / digest_of(key).hex().substr(0, 2);
+  }
+  fs::path level2(std::string_view key) const {
+    return dir_.path() / blob_directory(digest_of(key));
+  }
+
+  DataDir dir_;
+  SyncLog log_;
+  std::unique_ptr<FileBlobStore> blobs_;
+};
+
+using Paths = std::vector<fs::path>;
+
+TEST_F(FileBlobStoreDurability, OpeningSyncsTheDataFoldersFilesystem) {
+  SyncLog log;
+  const auto data = dir_.path() / "new" / "volume";
+  ASSERT_TRUE(FileBlobStore::open_at(data, log.seams()).ok());
+  EXPECT_EQ(log.take(), Paths{data});
+  log.fail(data);
+  const auto failed = FileBlobStore::open_at(data, log.seams());
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::kInternal);
+}
+
+TEST_F(FileBlobStoreDurability, ANewFolderHasItsParentSyncedBeforeUse) {
+  log_.take();
+  store(*blobs_, "key", 1, "value");
+  EXPECT_EQ(log_.take(), (Paths{blobs(), level1("key"), level2("key")}));
+}
+
+TEST_F(FileBlobStoreDurability, AFolderSomeoneElseMadeHasItsParentSyncedAnyway) {
+  // As a concurrent writer leaves them between its mkdirs and its fsyncs.
+  fs::create_directories(level2("key"));
+  log_.take();
+  store(*blobs_, "key", 1, "value");
+  EXPECT_EQ(log_.take(), (Paths{blobs(), level1("key"), level2("key")}));
+}
+
+TEST_F(FileBlobStoreDurability, AFolderKnownDurableIsNotSyncedAgain) {
+  store(*blobs_, "key", 1, "one");
+  log_.take();
+  store(*blobs_, "key", 2, "two");
+  EXPECT_EQ(log_.take(), Paths{level2("key")});
+  const auto hex = digest_of("key").hex();
+  const auto sibling = key_where([&](const KeyDigest& other) {
+    const auto other_hex = other.hex();
+    return other_hex.substr(0, 2) == hex.substr(0, 2) && other_hex.substr(2, 2) != hex.substr(2, 2);
+  });
+  store(*blobs_, sibling, 1, "sibling");
+  EXPECT_EQ(log_.take(), (Paths{level1(sibling), level2(sibling)}));
+}
+
+TEST_F(FileBlobStoreDurability, FoldersPresentAtOpenCountAsDurable) {
+  store(*blobs_, "key", 1, "one");
+  reopen();
+  EXPECT_EQ(log_.take().back(), dir_.path());
+  store(*blobs_, "key", 2, "two");
+  EXPECT_EQ(log_.take(), Paths{level2("key")});
+}
+
+TEST_F(FileBlobStoreDurability, AFolderWhoseParentSyncFailedIsNotTrusted) {
+  log_.fail(level1("key"));
+  const auto failed = publish_once(*blobs_, "key", 1, "one");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::kInternal);
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  log_.fail({});
+  log_.take();
+  store(*blobs_, "key", 2, "two");
+  EXPECT_EQ(log_.take(), (Paths{level1("key"), level2("key")}));
+}
+
+TEST_F(FileBlobStoreDurability, AFailedSyncOfTheFilesFolderUnpublishesIt) {
+  store(*blobs_, "key", 1, "older");
+  log_.fail(level2("key"));
+  const auto failed = publish_once(*blobs_, "key", 2, "never durable");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::kInternal);
+  EXPECT_EQ(blobs_->open("key", 2).error().code, Errc::kNotFound);
+  EXPECT_EQ(value_of(*blobs_, "key", 1), "older");
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  auto usage = blobs_->usage();
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->files, 1U);
+}
+
+TEST_F(FileBlobStoreDurability, AWriterFindingAFolderStillBeingMadeSyncsItsParentItself) {
+  const std::string creator_key = "key";
+  const auto other_key = key_in_the_folder_of(creator_key);
+  const auto parent = level1(creator_key);
+  std::mutex mutex;
+  std::vector<std::pair<std::thread::id, fs::path>> synced;
+  bool paused = false;
+  std::binary_semaphore creator_paused{0};
+  std::binary_semaphore resume_creator{0};
+  FileBlobStore::TestSeams seams;
+  // The first sync of blobs/ab, the creator's, waits: blobs/ab/cd exists,
+  // and its entry is not yet durable.
+  seams.before_sync = [&](const fs::path& directory) -> Status {
+    bool pause = false;
+    {
+      const std::lock_guard lock(mutex);
+      synced.emplace_back(std::this_thread::get_id(), directory);
+      if (directory == parent && !paused) pause = paused = true;
+    }
+    if (pause) {
+      creator_paused.release();
+      resume_creator.acquire();
+    }
+    return {};
+  };
+  auto opened = FileBlobStore::open_at(dir_.path(), seams);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto& blobs = **opened;
+  synced.clear();  // the filesystem sync at open
+
+  std::thread creator([&] { store(blobs, creator_key, 1, "creator's"); });
+  const bool reached = creator_paused.try_acquire_for(std::chrono::seconds(60));
+  if (reached) store(blobs, other_key, 1, "other's");
+  resume_creator.release();
+  creator.join();
+  ASSERT_TRUE(reached) << "the creator never synced " << parent;
+
+  std::vector<fs::path> by_other;
+  for (const auto& [thread, directory] : synced) {
+    if (thread == std::this_thread::get_id()) by_other.push_back(directory);
+  }
+  EXPECT_EQ(by_other, (Paths{parent, level2(other_key)}));
+  EXPECT_EQ(value_of(blobs, creator_key, 1), "creator's");
+  EXPECT_EQ(value_of(blobs, other_key, 1), "other's");
 }
 
 }  // namespace
