@@ -237,6 +237,12 @@ boost::asio::awaitable<Result<CommitAnswer>> send_commit(const BaseUrl& master,
   }
   if (reply->status == 412) co_return Error{Errc::kPreconditionFailed, body};
   if (reply->status == 409) co_return Error{Errc::kConflict, body};
+  if (reply->status >= 500) {
+    // The master failed while committing (its index write failed, say): the
+    // write may still have been made durable.
+    co_return Error{Errc::kNoAnswer, "master " + master.text + " failed the commit (" +
+                                         std::to_string(reply->status) + " " + body + ")"};
+  }
   co_return Error{Errc::kPeerFailed, "master " + master.text + " refused the commit (" +
                                          std::to_string(reply->status) + " " + body + ")"};
 }

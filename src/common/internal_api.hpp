@@ -115,7 +115,8 @@ Result<RemovalCall> parse_removal(std::string key, std::string_view query);
 //                        too long, or the version holds another write);
 //   kPeerFailed          any other refusal or an answer that is not one;
 //   kUnavailable         not delivered: the master certainly did not commit;
-//   kNoAnswer            delivered, no answer: it may or may not have committed.
+//   kNoAnswer            delivered, and no answer came or the master failed
+//                        (5xx): it may or may not have committed.
 boost::asio::awaitable<Result<CommitAnswer>> send_commit(const BaseUrl& master,
                                                          const CommitCall& call);
 

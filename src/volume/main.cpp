@@ -56,10 +56,10 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", store.error().message);
     return 1;
   }
-  VolumeService service(**store, options);
+  ServerRuntime runtime(threads, 16);
+  VolumeService service(**store, options, runtime.blocking());
   http::Router router;
   service.add_routes(router);
-  ServerRuntime runtime(threads, 16);
   std::optional<Registration> registration;
   if (options.master) {
     registration.emplace(runtime.io(), *options.master, *options.base_url);

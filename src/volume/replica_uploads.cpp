@@ -43,10 +43,9 @@ asio::awaitable<Status> ReplicaUploads::open(const std::vector<BaseUrl>& replica
                                              std::uint64_t length) {
   length_ = length;
   for (const auto& replica : replicas) {
-    auto stream =
-        co_await http::UploadStream::open(http::Verb::put, replica,
-                                          internal::replica_target(key_, version_), length,
-                                          kReplicaTimeout);
+    auto stream = co_await http::UploadStream::open(http::Verb::put, replica,
+                                                    internal::replica_target(key_, version_),
+                                                    length, kReplicaTimeout);
     if (!stream) co_return replica_failed(replica, stream.error().message);
     uploads_.push_back({replica, std::move(stream).value(), 0, std::nullopt});
   }
@@ -78,8 +77,8 @@ asio::awaitable<Status> ReplicaUploads::finish(const std::string& etag) {
     }
     const auto& answer = *upload.answer;
     if (answer.status == 409) {
-      co_return Error{Errc::kConflict, "replica " + upload.replica.text + ": " +
-                                           trimmed(answer.body)};
+      co_return Error{Errc::kConflict,
+                      "replica " + upload.replica.text + ": " + trimmed(answer.body)};
     }
     if (answer.status != 201) {
       co_return replica_failed(upload.replica,

@@ -5,8 +5,8 @@
 #include "common/blocking.hpp"
 #include "common/checksum.hpp"
 #include "common/conditional.hpp"
-#include "common/http_client.hpp"
 #include "common/http_server.hpp"
+#include "common/internal_api.hpp"
 #include "common/key_codec.hpp"
 #include "common/text.hpp"
 #include "volume/byte_range.hpp"
@@ -26,34 +26,11 @@ std::optional<std::uint64_t> content_length(const http::RequestHeader& request) 
   return parse_decimal(request[Field::content_length]);
 }
 
-// The replicas= parameter: comma-separated base URLs.
-Result<std::vector<BaseUrl>> parse_replicas(std::string_view list) {
-  std::vector<BaseUrl> replicas;
-  while (!list.empty()) {
-    const auto comma = list.find(',');
-    auto url = parse_base_url(list.substr(0, comma));
-    if (!url) return url.error();
-    replicas.push_back(*url);
-    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-  }
-  return replicas;
-}
-
-// The version named by query parameter `name`: nullopt when absent, 400 when
-// not a number.
-Result<std::optional<std::uint64_t>> version_param(const http::Exchange& exchange,
-                                                   std::string_view name) {
-  const auto text = query_param(split_target(exchange.request().target()).query, name);
-  if (!text) return std::optional<std::uint64_t>{};
-  const auto version = parse_decimal(*text);
-  if (!version) return Error{Errc::kBadInput, std::string(name) + "= must be a version number"};
-  return std::optional<std::uint64_t>{version};
-}
-
 }  // namespace
 
-VolumeService::VolumeService(BlobStore& store, VolumeOptions options)
-    : store_(store), options_(std::move(options)) {}
+VolumeService::VolumeService(BlobStore& store, VolumeOptions options,
+                             boost::asio::thread_pool& blocking)
+    : store_(store), options_(std::move(options)), blocking_(blocking) {}
 
 void VolumeService::add_routes(http::Router& router) {
   using Match = http::Router::Match;
@@ -77,44 +54,29 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   const auto& request = exchange.request();
-  const auto query = split_target(request.target()).query;
+  auto order = internal::parse_write_order(split_target(request.target()).query);
+  if (!order) co_return http::error_response(order.error());
 
-  auto version = version_param(exchange, "version");
-  if (!version) co_return http::error_response(version.error());
-  if (!*version) {
-    co_return http::error_response(
-        {Errc::kBadInput, "no write version: PUT through the master, whose redirect carries it"});
-  }
-  // A replica's copy, streamed by the primary: stored and published as its
-  // own version, never committed here (the primary commits all copies).
-  const bool as_replica = query_param(query, "replica").has_value();
-
-  std::optional<BaseUrl> master = options_.master;
+  // A replica's copy, streamed by the primary, is stored and published as
+  // its own version and never committed here (the primary commits all
+  // copies); the primary needs a master to commit to and its own URL.
+  std::optional<BaseUrl> master = options_.master ? options_.master : order->master;
   BaseUrl self;
-  std::vector<BaseUrl> replicas;
-  if (!as_replica) {
+  if (!order->as_replica) {
     if (!master) {
-      const auto param = query_param(query, "master");
-      if (!param) {
-        co_return http::error_response(
-            {Errc::kBadInput,
-             "no master to commit to: PUT through the master (or start the volume with -m)"});
-      }
-      auto parsed = parse_base_url(*param);
-      if (!parsed) co_return http::error_response(parsed.error());
-      master = *parsed;
+      co_return http::error_response(
+          {Errc::kBadInput,
+           "no master to commit to: PUT through the master (or start the volume with -m)"});
     }
     if (options_.base_url) {
       self = *options_.base_url;
     } else {
       auto from_host = parse_base_url("http://" + std::string(request[Field::host]));
-      if (!from_host)
+      if (!from_host) {
         co_return http::error_response({Errc::kBadInput, "PUT needs a valid Host header"});
-      self = *from_host;
+      }
+      self = std::move(from_host).value();
     }
-    auto parsed = parse_replicas(query_param(query, "replicas").value_or(""));
-    if (!parsed) co_return http::error_response(parsed.error());
-    replicas = std::move(parsed).value();
   }
 
   std::optional<Md5Digest> expected_md5;
@@ -128,54 +90,67 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
 
   // The other replicas get the body as it arrives, so no copy waits for
   // another and nothing is buffered whole.
-  ReplicaUploads uploads(*key, **version);
-  if (!replicas.empty()) {
+  ReplicaUploads uploads(*key, order->version);
+  if (!order->replicas.empty()) {
     const auto length = content_length(request);
     if (!length) {
       co_return http::error_response(
           {Errc::kLengthRequired,
            "a replicated PUT needs a Content-Length (chunked uploads are not forwarded)"});
     }
-    if (auto status = co_await uploads.open(replicas, *length); !status) {
+    if (auto status = co_await uploads.open(order->replicas, *length); !status) {
       co_return http::error_response(status.error());
     }
   }
 
-  auto writer = store_.begin_write(*key, **version);
+  auto writer = store_.begin_write(*key, order->version);
   if (!writer) co_return http::error_response(writer.error());
+  // Cleanup is explicit, and only ever for a write that is certainly not
+  // committed: then every copy this upload created goes (and no other).
+  // Every other way out — a commit whose answer never came, a shutdown that
+  // destroys this frame — leaves the files, at worst as orphans.
+  const auto discard = [&]() -> http::asio::awaitable<void> {
+    Status removed;
+    co_await run_blocking(blocking_, [&] { removed = (*writer)->discard(); });
+    if (!removed) {
+      spdlog::warn("could not remove an uncommitted version: {}", removed.error().message);
+    }
+    co_await uploads.discard();
+  };
+  // (Errors are passed to it as named objects: GCC 12 destroys a braced
+  // temporary in a co_await expression twice.)
+  const auto fail = [&](const Error& error) -> Reply {
+    co_await discard();
+    co_return http::error_response(error);
+  };
+
   auto received = co_await exchange.stream_body(
       [&](std::span<const char> chunk) -> http::asio::awaitable<Status> {
         if (md5) md5->update(chunk);
         if (auto status = (*writer)->append(chunk); !status) co_return status;
         co_return co_await uploads.write(chunk);
       });
-  if (!received) co_return http::error_response(received.error());
+  if (!received) co_return co_await fail(received.error());
   if (md5 && md5->finish() != *expected_md5) {
-    co_return http::error_response(
-        {Errc::kBadInput,
-         "Content-MD5 does not match the body: it was corrupted in transit; nothing stored"});
+    const Error corrupted{
+        Errc::kBadInput,
+        "Content-MD5 does not match the body: it was corrupted in transit; nothing stored"};
+    co_return co_await fail(corrupted);
   }
   // Sync, then publish, in one trip to the blocking pool. The published
   // file is its own version, which no reader is sent to until the index
-  // names it: if the write is definitely not committed, discard() removes
-  // the file, `uploads` has the replicas remove theirs, and every other
-  // version stays exactly as it was.
+  // names it, and never replaces another upload's file.
   Result<BlobWriter::Written> written = Error{Errc::kInternal, "not synced"};
-  Status published;
+  Status publication;
   co_await run_blocking(blocking_, [&] {
     written = (*writer)->sync();
-    if (written) published = (*writer)->publish();
+    if (written) publication = (*writer)->publish();
   });
-  if (!written) co_return http::error_response(written.error());
-  if (!published) co_return http::error_response(published.error());
-  const auto discard = [&] {
-    if (auto status = (*writer)->discard(); !status) {
-      spdlog::warn("PUT {}: uncommitted version {} stays as an orphan: {}", *key, **version,
-                   status.error().message);
-    }
-  };
-  const auto etag = etag_for(checksum_hex(written->checksum));
-  if (as_replica) {
+  if (!written) co_return co_await fail(written.error());
+  if (!publication) co_return co_await fail(publication.error());
+  const auto checksum = checksum_hex(written->checksum);
+  const auto etag = etag_for(checksum);
+  if (order->as_replica) {
     auto response = http::text_response(HttpStatus::created, "stored as a replica");
     response.set(Field::etag, etag);
     co_return response;
@@ -183,57 +158,39 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   // Every replica's copy is durable and identical (same checksum) before
   // the commit: a 201 means N durable copies.
   if (auto status = co_await uploads.finish(etag); !status) {
-    discard();
-    co_return http::error_response(status.error());
+    co_return co_await fail(status.error());
   }
 
-  std::string volumes = self.text;
-  for (const auto& replica : replicas) volumes += "," + replica.text;
-  std::string target =
-      "/internal/commit/" + encode_key_path(*key) +
-      "?volumes=" + percent_encode_component(volumes) + "&version=" + std::to_string(**version) +
-      "&size=" + std::to_string(written->size) + "&checksum=" + checksum_hex(written->checksum);
-  for (const auto& [field, name] :
-       {std::pair{Field::if_match, "if_match"}, std::pair{Field::if_none_match, "if_none_match"}}) {
-    if (const auto value = request[field]; !value.empty()) {
-      target += std::string("&") + name + "=" + percent_encode_component(value);
+  internal::CommitCall call;
+  call.key = *key;
+  call.volumes.push_back(self.text);
+  for (const auto& replica : order->replicas) call.volumes.push_back(replica.text);
+  call.version = order->version;
+  call.size = written->size;
+  call.checksum = checksum;
+  call.if_match = request[Field::if_match];
+  call.if_none_match = request[Field::if_none_match];
+  auto answer = co_await internal::send_commit(*master, call);
+  if (!answer) {
+    const auto& error = answer.error();
+    if (error.code == Errc::kNoAnswer) {
+      // The master may have committed: the files must stay, or the index
+      // could name a version that no longer exists. If it did not commit,
+      // they are orphans no read is sent to.
+      co_return http::error_response(
+          {Errc::kNoAnswer,
+           "the master did not answer the commit; the value may or may not be stored: " +
+               error.message});
     }
+    if (error.code == Errc::kUnavailable) {
+      const Error not_delivered{Errc::kUnavailable, "value not stored: " + error.message};
+      co_return co_await fail(not_delivered);
+    }
+    co_return co_await fail(error);
   }
-  auto reply = co_await http::send_request(Verb::post, *master, target, {});
-  if (!reply && reply.error().code == Errc::kNoAnswer) {
-    // The master may have committed: the files must stay, or the index
-    // could name a version that no longer exists. If it did not commit,
-    // they are orphans no read is sent to.
-    uploads.keep();
-    co_return http::error_response(
-        {Errc::kNoAnswer,
-         "the master did not answer the commit; the value may or may not be stored: " +
-             reply.error().message});
-  }
-  if (!reply) {
-    discard();
-    co_return http::error_response(
-        {Errc::kUnavailable, "value not stored: master " + reply.error().message});
-  }
-  std::string outcome = reply->body;
-  while (!outcome.empty() && outcome.back() == '\n') outcome.pop_back();
-  if (reply->status == 412) {
-    discard();
-    co_return http::error_response({Errc::kPreconditionFailed, outcome});
-  }
-  if (reply->status != 200 || (outcome != "committed" && outcome != "superseded")) {
-    discard();
-    co_return http::error_response(
-        {Errc::kPeerFailed, "value not stored: master refused the commit (" +
-                                std::to_string(reply->status) + " " + outcome + ")"});
-  }
-  // A superseded write was committed and at once overwritten by a newer
-  // version: its 201 is right, its files are garbage.
-  if (outcome == "committed") {
-    uploads.keep();
-  } else {
-    discard();
-  }
+  // A superseded write is ordered before a newer write or a delete the
+  // index holds: its 201 is right, and it was never visible, so its files go.
+  if (*answer == internal::CommitAnswer::kSuperseded) co_await discard();
   auto response = http::text_response(HttpStatus::created, "stored");
   response.set(Field::etag, etag);
   co_return response;
@@ -242,7 +199,7 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
 VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
-  auto version = version_param(exchange, "version");
+  auto version = internal::parse_read_version(split_target(exchange.request().target()).query);
   if (!version) co_return http::error_response(version.error());
   auto blob = store_.open(*key, *version);
   if (!blob) co_return http::error_response(blob.error());
@@ -306,12 +263,16 @@ VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
 VolumeService::Reply VolumeService::erase(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
-  auto up_to = version_param(exchange, "upto");
-  if (!up_to) co_return http::error_response(up_to.error());
-  auto exactly = version_param(exchange, "version");
-  if (!exactly) co_return http::error_response(exactly.error());
+  auto removal = internal::parse_removal(std::move(key).value(),
+                                         split_target(exchange.request().target()).query);
+  if (!removal) co_return http::error_response(removal.error());
+  using Scope = internal::RemovalCall::Scope;
+  const auto version = std::optional<std::uint64_t>(removal->version);
   Status removed;
-  co_await run_blocking(blocking_, [&] { removed = store_.remove(*key, *up_to, *exactly); });
+  co_await run_blocking(blocking_, [&] {
+    removed = removal->scope == Scope::kUpTo ? store_.remove(removal->key, version, std::nullopt)
+                                             : store_.remove(removal->key, std::nullopt, version);
+  });
   if (!removed) co_return http::error_response(removed.error());
   co_return Response{HttpStatus::no_content, 11};
 }

@@ -39,8 +39,10 @@ struct VolumeOptions {
 
 class VolumeService {
  public:
-  // `store` must outlive the service.
-  VolumeService(BlobStore& store, VolumeOptions options);
+  // `store` and `blocking` (where fsyncs and renames wait, not on an io
+  // thread, so that concurrent writes' fsyncs overlap) must outlive the
+  // service.
+  VolumeService(BlobStore& store, VolumeOptions options, boost::asio::thread_pool& blocking);
 
   // `this` must outlive the router.
   void add_routes(http::Router& router);
@@ -53,9 +55,7 @@ class VolumeService {
 
   BlobStore& store_;
   const VolumeOptions options_;
-  // fsyncs and renames wait here, not on an io thread, so that concurrent
-  // writes' fsyncs overlap.
-  boost::asio::thread_pool blocking_{16};
+  boost::asio::thread_pool& blocking_;
 };
 
 }  // namespace kalavara
