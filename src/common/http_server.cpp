@@ -150,8 +150,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         if (!is_disconnect(ec)) co_await answer_unparsable(ec);
         break;
       }
-      auto response = co_await dispatch();
-      const bool keep = response ? co_await finish(std::move(*response)) : keep_alive_after_file_;
+      auto reply = co_await dispatch();
+      const bool keep = std::holds_alternative<FileReply>(reply)
+                            ? co_await send_file(std::get<FileReply>(std::move(reply)))
+                            : co_await finish(std::get<Response>(std::move(reply)));
       if (!keep) break;
     }
     boost::system::error_code ignored;
@@ -207,26 +209,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     co_return Status{};
   }
 
-  asio::awaitable<Status> send_file(Response header, int fd, std::uint64_t offset,
-                                    std::uint64_t length) override {
-    keep_alive_after_file_ = false;
-    const bool keep = co_await prepare_to_answer(header);
-    if (!keep) header.keep_alive(false);
-    out_.clear();
-    serialize_response(header, false, out_);
-    const bool body_follows = request().method() != Verb::head && length > 0;
-    if (auto ec = co_await write_all(asio::buffer(out_), body_follows)) {
-      co_return Error{Errc::kInternal, "sending response header: " + ec.message()};
-    }
-    if (request().method() != Verb::head) {
-      if (auto status = co_await send_file_body(fd, offset, length); !status) co_return status;
-    }
-    keep_alive_after_file_ = keep;
-    co_return Status{};
-  }
-
  private:
-  asio::awaitable<std::optional<Response>> dispatch() {
+  asio::awaitable<Reply> dispatch() {
     const auto& req = parser_->get();
     const auto target = split_target(req.target());
     auto resolved = server_->router.resolve(req.method(), target.path);
@@ -272,6 +256,26 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     serialize_response(response, !head, out_);
     if (co_await write_all(asio::buffer(out_))) co_return false;
     if (!parser_->is_done()) co_await linger();
+    co_return keep;
+  }
+
+  // Sends the header, then the file's bytes with sendfile (only the header
+  // for HEAD); returns whether the connection stays open. The header goes
+  // out with MSG_MORE so it shares a segment with the file's first bytes. A
+  // file that cannot be sent whole closes the connection: part of the body
+  // is already out, so nothing else can follow on it.
+  asio::awaitable<bool> send_file(FileReply reply) {
+    const bool keep = co_await prepare_to_answer(reply.header);
+    out_.clear();
+    serialize_response(reply.header, false, out_);
+    const bool head = request().method() == Verb::head;
+    if (co_await write_all(asio::buffer(out_), !head && reply.length > 0)) co_return false;
+    if (head) co_return keep;
+    if (auto sent = co_await send_file_body(reply.fd.get(), reply.offset, reply.length); !sent) {
+      spdlog::debug("file reply to {} cut off: {}", std::string(request().target()),
+                    sent.error().message);
+      co_return false;
+    }
     co_return keep;
   }
 
@@ -407,7 +411,6 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   bool idle_ = false;
   bool continue_sent_ = false;
   bool broken_ = false;
-  bool keep_alive_after_file_ = false;
 };
 
 asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {

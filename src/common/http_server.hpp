@@ -44,13 +44,6 @@ class Exchange {
   // before the next chunk is read, so a slow sink slows the client down.
   using BodySink = std::function<asio::awaitable<Status>(std::span<const char>)>;
   virtual asio::awaitable<Status> stream_body(const BodySink& sink) = 0;
-
-  // Sends `header` and then `length` bytes of the open file `fd` from
-  // `offset`, zero-copy. `header` must carry Content-Length == length. For a
-  // HEAD request only the header is sent. A failure means the connection
-  // broke; it is closed and the handler must return nullopt either way.
-  virtual asio::awaitable<Status> send_file(Response header, int fd, std::uint64_t offset,
-                                            std::uint64_t length) = 0;
 };
 
 struct ServerLimits {

@@ -111,10 +111,9 @@ std::variant<const Handler*, Response> Router::resolve(Verb method, std::string_
 }
 
 void add_health_route(Router& router) {
-  router.add("/healthz", Router::Match::kExact, {Verb::get, Verb::head},
-             [](Exchange&) -> asio::awaitable<std::optional<Response>> {
-               co_return text_response(HttpStatus::ok, "ok");
-             });
+  router.add(
+      "/healthz", Router::Match::kExact, {Verb::get, Verb::head},
+      [](Exchange&) -> asio::awaitable<Reply> { co_return text_response(HttpStatus::ok, "ok"); });
 }
 
 }  // namespace kalavara::http

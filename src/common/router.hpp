@@ -2,23 +2,36 @@
 // afterwards the router is read-only and safe to share between threads.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "common/http_types.hpp"
+#include "common/unique_fd.hpp"
 
 namespace kalavara::http {
 
 class Exchange;
 
-// A handler takes a request and answers it: it returns the response to send,
-// or nullopt when it has already sent one itself through the Exchange (e.g. a
-// file streamed with sendfile).
-using Handler = std::function<asio::awaitable<std::optional<Response>>(Exchange&)>;
+// An answer whose body is `length` bytes of the open file `fd` from `offset`,
+// sent zero-copy (sendfile) after `header`. `header` must carry
+// Content-Length == length. For a HEAD request only the header is sent. The
+// file is closed once the answer is sent or the connection breaks.
+struct FileReply {
+  Response header;
+  UniqueFd fd;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+// What a handler answers with; the server does all the writing to the socket.
+using Reply = std::variant<Response, FileReply>;
+
+// A handler takes a request and returns its answer.
+using Handler = std::function<asio::awaitable<Reply>(Exchange&)>;
 
 class Router {
  public:

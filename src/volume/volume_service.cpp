@@ -65,7 +65,7 @@ void VolumeService::add_routes(http::Router& router) {
   router.add(store, Match::kPrefix, {Verb::delete_},
              [this](http::Exchange& exchange) { return erase(exchange); });
   http::add_health_route(router);
-  router.add("/stats", Match::kExact, {Verb::get}, [this](http::Exchange&) -> Reply {
+  router.add("/stats", Match::kExact, {Verb::get}, [this](http::Exchange&) -> Answer {
     auto usage = store_.usage();
     if (!usage) co_return http::error_response(usage.error());
     co_return http::json_response("{\"free_bytes\": " + std::to_string(usage->free_bytes) +
@@ -73,7 +73,7 @@ void VolumeService::add_routes(http::Router& router) {
   });
 }
 
-VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
+VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   const auto& request = exchange.request();
@@ -228,7 +228,7 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   co_return response;
 }
 
-VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
+VolumeService::Answer VolumeService::get(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   auto version = version_param(exchange, "version");
@@ -276,8 +276,8 @@ VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
   // Content-Length a GET would have.
   response.content_length(length);
   if (!blob->bytes) {
-    co_await exchange.send_file(std::move(response), blob->fd.get(), blob->offset + first, length);
-    co_return std::nullopt;
+    co_return http::FileReply{std::move(response), std::move(blob->fd), blob->offset + first,
+                              length};
   }
   // A small value was read whole with the header: the server sends it in the
   // same write as the response header, with no further syscall on the file.
@@ -292,7 +292,7 @@ VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
   co_return response;
 }
 
-VolumeService::Reply VolumeService::erase(http::Exchange& exchange) {
+VolumeService::Answer VolumeService::erase(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   auto up_to = version_param(exchange, "upto");

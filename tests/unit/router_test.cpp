@@ -6,9 +6,7 @@ namespace kalavara::http {
 namespace {
 
 Handler answer(HttpStatus status) {
-  return [status](Exchange&) -> asio::awaitable<std::optional<Response>> {
-    co_return text_response(status, "x");
-  };
+  return [status](Exchange&) -> asio::awaitable<Reply> { co_return text_response(status, "x"); };
 }
 
 TEST(Router, ResolvesExactAndPrefixRoutes) {
