@@ -140,6 +140,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
       continue_sent_ = false;
       broken_ = false;
+      route_ = {};
 
       idle_ = true;
       auto ec =
@@ -164,6 +165,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
  public:
   // Exchange
   const RequestHeader& request() const override { return parser_->get().base(); }
+
+  std::string_view route() const override { return route_; }
 
   asio::awaitable<Result<std::string>> read_body(std::size_t limit) override {
     const auto too_large =
@@ -215,7 +218,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     const auto target = split_target(req.target());
     auto resolved = server_->router.resolve(req.method(), target.path);
     if (auto* response = std::get_if<Response>(&resolved)) co_return std::move(*response);
-    const Handler& handler = *std::get<const Handler*>(resolved);
+    const auto& matched = std::get<Router::Matched>(resolved);
+    route_ = matched.route;
+    const Handler& handler = *matched.handler;
     try {
       co_return co_await handler(*this);
     } catch (const std::exception& e) {
@@ -407,7 +412,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
   std::unique_ptr<char[]> chunk_;
-  std::string out_;  // the response being sent; reused so it allocates once
+  std::string out_;         // the response being sent; reused so it allocates once
+  std::string_view route_;  // the current request's route label; empty if none matched
   bool idle_ = false;
   bool continue_sent_ = false;
   bool broken_ = false;

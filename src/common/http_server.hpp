@@ -18,6 +18,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/router.hpp"
@@ -31,6 +32,10 @@ class Exchange {
   virtual ~Exchange() = default;
 
   virtual const RequestHeader& request() const = 0;
+
+  // The label of the route that took the request (Router::Matched::route):
+  // the path it was registered with, e.g. "/store/", not the request's own.
+  virtual std::string_view route() const = 0;
 
   // Reads the whole body, at most `limit` bytes. Fails with kTooLarge when it is
   // larger and kBadInput when the client sends a broken body or goes away.

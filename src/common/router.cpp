@@ -78,7 +78,7 @@ void Router::add(std::string path, Match match, std::vector<Verb> methods, Handl
   routes_.push_back({std::move(path), match, std::move(methods), std::move(handler)});
 }
 
-std::variant<const Handler*, Response> Router::resolve(Verb method, std::string_view path) const {
+std::variant<Router::Matched, Response> Router::resolve(Verb method, std::string_view path) const {
   const auto matches = [path](const Route& route) {
     return route.match == Match::kExact ? path == route.path : path.starts_with(route.path);
   };
@@ -94,7 +94,7 @@ std::variant<const Handler*, Response> Router::resolve(Verb method, std::string_
       continue;
     }
     if (std::find(route.methods.begin(), route.methods.end(), method) != route.methods.end()) {
-      return &route.handler;
+      return Matched{&route.handler, route.path};
     }
     for (const auto verb : route.methods) {
       if (!allow.empty()) allow += ", ";

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -41,10 +42,20 @@ class Router {
   // Several routes may share a path, each taking its own methods.
   void add(std::string path, Match match, std::vector<Verb> methods, Handler handler);
 
-  // The handler for `method` on `path`; otherwise the response to send
+  // The route that takes a request: its handler, and its label, the path it
+  // was registered with ("/store/" for every key, "/healthz"). The label is
+  // the same for every request the route takes, so it can name the route in
+  // metrics. Both point into the router: valid while it lives and no route
+  // is added.
+  struct Matched {
+    const Handler* handler = nullptr;
+    std::string_view route;
+  };
+
+  // The route for `method` on `path`; otherwise the response to send
   // instead: 404 for an unknown path, 405 with Allow for a known path and a
   // method it does not take.
-  std::variant<const Handler*, Response> resolve(Verb method, std::string_view path) const;
+  std::variant<Matched, Response> resolve(Verb method, std::string_view path) const;
 
  private:
   struct Route {

@@ -65,6 +65,10 @@ asio::awaitable<Reply> answer_upload(Exchange& exchange) {
   co_return text_response(HttpStatus::ok, "received");
 }
 
+asio::awaitable<Reply> answer_with_route(Exchange& exchange) {
+  co_return text_response(HttpStatus::ok, exchange.route());
+}
+
 // The file /file answers with: a few MiB, so sendfile fills the socket and
 // has to wait for the client, opened once and never linked into a directory.
 struct ReplyFile {
@@ -109,6 +113,7 @@ class HttpServerTest : public ::testing::Test {
     router_.add("/slow", Router::Match::kExact, {Verb::get}, answer_slowly);
     router_.add("/upload", Router::Match::kExact, {Verb::put}, answer_upload);
     router_.add("/file", Router::Match::kExact, {Verb::get, Verb::head}, answer_with_file);
+    router_.add("/route/", Router::Match::kPrefix, {Verb::get}, answer_with_route);
     server_ = std::make_unique<HttpServer>(std::vector<asio::io_context*>{&first_, &second_},
                                            router_, limits_);
     auto endpoint = server_->listen("127.0.0.1", 0);
@@ -241,6 +246,18 @@ TEST_F(HttpServerTest, AFileReplyIsSentFromItsOffsetAndTheConnectionKept) {
 
   ASSERT_TRUE(send_all(fd, kGetThread));
   EXPECT_TRUE(read_response(fd).starts_with("HTTP/1.1 200"));
+  ::close(fd);
+}
+
+TEST_F(HttpServerTest, AHandlerSeesTheLabelOfTheRouteThatTookTheRequest) {
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  for (const std::string_view target : {"/route/a", "/route/b/c?x=1", "/route/"}) {
+    ASSERT_TRUE(send_all(fd, "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    const auto response = read_response(fd);
+    ASSERT_TRUE(response.starts_with("HTTP/1.1 200")) << target << ": " << response;
+    EXPECT_EQ(body_of(response), "/route/") << target;
+  }
   ::close(fd);
 }
 
