@@ -84,6 +84,56 @@ bool is_disconnect(const boost::system::error_code& ec) {
 
 Clock::rep now_ticks() { return Clock::now().time_since_epoch().count(); }
 
+// Whether the request's Transfer-Encoding is one we can delimit: none, or
+// chunked alone (RFC 9112 §6.1, §6.3). Beast only looks at whether chunked
+// is the last coding: it takes "gzip" as no body, so the body would be read
+// as the next request, passes a "gzip, chunked" body on still compressed,
+// and takes "chunked, chunked" as no body. Fails with kBadInput (400) when
+// the final coding is not chunked or chunked comes twice, kNotImplemented
+// (501) for another coding before a final chunked. The fields are one list,
+// in order; empty elements are ignored, and parameters are not part of a
+// coding's name (as Beast reads them).
+Status check_transfer_codings(const RequestHeader& request) {
+  const auto fields = request.equal_range(Field::transfer_encoding);
+  if (fields.first == fields.second) return Status{};
+  const auto trim = [](std::string_view text) {
+    const auto begin = text.find_first_not_of(" \t");
+    if (begin == std::string_view::npos) return std::string_view{};
+    return text.substr(begin, text.find_last_not_of(" \t") - begin + 1);
+  };
+  std::vector<std::string_view> codings;
+  for (auto field = fields.first; field != fields.second; ++field) {
+    std::string_view list = field->value();
+    for (;;) {
+      const auto comma = list.find(',');
+      const auto element = list.substr(0, comma);
+      if (const auto coding = trim(element.substr(0, element.find(';'))); !coding.empty()) {
+        codings.push_back(coding);
+      }
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  const auto is_chunked = [](std::string_view coding) { return beast::iequals(coding, "chunked"); };
+  if (codings.empty()) return Error{Errc::kBadInput, "Transfer-Encoding names no coding"};
+  if (!is_chunked(codings.back())) {
+    const std::string last(codings.back());
+    return Error{Errc::kBadInput, "Transfer-Encoding must end with chunked, not \"" + last +
+                                      "\": the body cannot be delimited"};
+  }
+  codings.pop_back();
+  for (const auto coding : codings) {
+    if (is_chunked(coding)) {
+      return Error{Errc::kBadInput, "Transfer-Encoding applies chunked more than once"};
+    }
+  }
+  if (!codings.empty()) {
+    return Error{Errc::kNotImplemented, "transfer coding \"" + std::string(codings.front()) +
+                                            "\" is not supported: only chunked is"};
+  }
+  return Status{};
+}
+
 class Session final : public Exchange, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<HttpServer::State> server)
@@ -149,6 +199,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       first = false;
       if (ec) {
         if (!is_disconnect(ec)) co_await answer_unparsable(ec);
+        break;
+      }
+      if (auto framing = check_framing(); !framing) {
+        co_await reject(framing.error());
         break;
       }
       auto reply = co_await dispatch();
@@ -393,6 +447,29 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     deadline_.store(now_ticks() + Clock::duration(timeout).count(), std::memory_order_relaxed);
   }
   void disarm() { deadline_.store(kNoDeadline, std::memory_order_relaxed); }
+
+  // Whether the request's body can be delimited, checked before any handler
+  // runs (see check_transfer_codings).
+  Status check_framing() const {
+    if (auto status = check_transfer_codings(request()); !status) return status;
+    // Beast must agree that the body is chunked, or it would read it as none.
+    if (request().count(Field::transfer_encoding) > 0 && !parser_->chunked()) {
+      return Error{Errc::kBadInput, "Transfer-Encoding is not a list of transfer codings"};
+    }
+    return Status{};
+  }
+
+  // Answers a request whose body cannot be delimited with `error`, and
+  // drains what the client still sends before the connection closes: the
+  // rest of the bytes cannot be told apart from a next request.
+  asio::awaitable<void> reject(const Error& error) {
+    auto response = error_response(error);
+    response.version(request().version());
+    response.keep_alive(false);
+    out_.clear();
+    serialize_response(response, request().method() != Verb::head, out_);
+    if (!co_await write_all(asio::buffer(out_))) co_await linger();
+  }
 
   asio::awaitable<void> answer_unparsable(const boost::system::error_code& ec) {
     const bool too_large = ec == bhttp::error::header_limit;

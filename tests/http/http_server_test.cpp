@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <random>
 #include <set>
 #include <span>
@@ -181,6 +182,19 @@ class HttpServerTest : public ::testing::Test {
     }
   }
 
+  // Everything the server sends until it closes `fd`; nullopt when the 10 s
+  // receive timeout passes first.
+  static std::optional<std::string> read_until_closed(int fd) {
+    std::string data;
+    char chunk[4096];
+    for (;;) {
+      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) return data;
+      if (n < 0) return std::nullopt;
+      data.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
   // Waits (at most the 10 s receive timeout) for the server to close `fd`.
   static bool closed_by_server(int fd) {
     char byte;
@@ -318,6 +332,78 @@ TEST_F(HttpServerTest, AConnectionInUseIsKeptPastTheTimeout) {
     std::this_thread::sleep_for(200ms);  // paces the client; not a readiness wait
   }
   EXPECT_GE(answered, 5);
+  ::close(fd);
+}
+
+// A request after a body the server cannot delimit: it must never be
+// answered, or the body's bytes could pass for a request of their own.
+constexpr std::string_view kSmuggled = "GET /thread HTTP/1.1\r\nHost: t\r\n\r\n";
+
+class HttpServerFramingTest : public HttpServerTest {
+ protected:
+  // Sends "PUT /upload" with `fields` and `body`, then kSmuggled, and
+  // expects one answer, `status` with a text reason and Connection: close,
+  // after which the server closes the connection, without running the
+  // handler.
+  void expect_refused(std::string_view fields, std::string_view body, std::string_view status) {
+    last_upload_status = 0;
+    const int fd = connect_client();
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_all(fd, "PUT /upload HTTP/1.1\r\nHost: t\r\n" + std::string(fields) + "\r\n" +
+                                 std::string(body) + std::string(kSmuggled)));
+    const auto received = read_until_closed(fd);
+    ::close(fd);
+    ASSERT_TRUE(received.has_value()) << "the server kept the connection open";
+    EXPECT_TRUE(received->starts_with("HTTP/1.1 " + std::string(status))) << *received;
+    EXPECT_NE(received->find("Content-Type: text/plain"), std::string::npos) << *received;
+    EXPECT_NE(received->find("Connection: close\r\n"), std::string::npos) << *received;
+    EXPECT_EQ(received->find("HTTP/1.1", 1), std::string::npos)
+        << "more than one answer: the bytes after the header were read as a request\n"
+        << *received;
+    EXPECT_EQ(last_upload_status, 0U) << "the handler ran";
+  }
+};
+
+TEST_F(HttpServerFramingTest, ATransferEncodingNotEndingInChunkedGets400AndTheConnectionCloses) {
+  for (const std::string_view fields : {
+           "Transfer-Encoding: gzip\r\n",
+           "Transfer-Encoding: chunked, gzip\r\n",
+           "Transfer-Encoding: identity\r\n",
+           "Transfer-Encoding: \r\n",
+           // Beast would read a Content-Length body; Transfer-Encoding overrides it.
+           "Transfer-Encoding: gzip\r\nContent-Length: 5\r\n",
+       }) {
+    SCOPED_TRACE(fields);
+    expect_refused(fields, "hello", "400");
+  }
+}
+
+TEST_F(HttpServerFramingTest, ChunkedAppliedTwiceGets400AndTheConnectionCloses) {
+  expect_refused("Transfer-Encoding: chunked, chunked\r\n", "5\r\nhello\r\n0\r\n\r\n", "400");
+}
+
+TEST_F(HttpServerFramingTest, AnUnknownCodingBeforeChunkedGets501AndTheConnectionCloses) {
+  for (const std::string_view fields : {
+           "Transfer-Encoding: gzip, chunked\r\n",
+           // Two fields are one list.
+           "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+       }) {
+    SCOPED_TRACE(fields);
+    expect_refused(fields, "5\r\nhello\r\n0\r\n\r\n", "501");
+  }
+
+  // Chunked alone is read, in any case, and the connection kept.
+  last_upload_status = 0;
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd,
+                       "PUT /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                       "5\r\nhello\r\n0\r\n\r\n"));
+  const auto response = read_response(fd);
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response;
+  EXPECT_EQ(last_upload_status, 200U);
+  ASSERT_TRUE(send_all(fd, kGetThread));
+  EXPECT_TRUE(read_response(fd).starts_with("HTTP/1.1 200"));
   ::close(fd);
 }
 
