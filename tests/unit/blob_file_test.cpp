@@ -6,7 +6,7 @@ namespace kalavara {
 namespace {
 
 TEST(BlobHeader, RoundTripsKeyAndVersion) {
-  for (const std::string key :
+  for (const std::string& key :
        {std::string("k"), std::string("a/../b \xC3\xA9"), std::string(kMaxKeyBytes, 'x')}) {
     const auto bytes = encode_blob_header(key, 7) + "value bytes";
     auto header = decode_blob_header(bytes);
