@@ -94,7 +94,7 @@ std::variant<Router::Matched, Response> Router::resolve(Verb method, std::string
       continue;
     }
     if (std::find(route.methods.begin(), route.methods.end(), method) != route.methods.end()) {
-      return Matched{&route.handler, route.path};
+      return Matched{&route.handler, resource->path};
     }
     for (const auto verb : route.methods) {
       if (!allow.empty()) allow += ", ";

@@ -44,9 +44,9 @@ class Router {
 
   // The route that takes a request: its handler, and its label, the path it
   // was registered with ("/store/" for every key, "/healthz"). The label is
-  // the same for every request the route takes, so it can name the route in
-  // metrics. Both point into the router: valid while it lives and no route
-  // is added.
+  // the same string for every request to that path, whatever the method, so
+  // it can name the route in metrics. Both point into the router: valid
+  // while it lives and no route is added.
   struct Matched {
     const Handler* handler = nullptr;
     std::string_view route;
