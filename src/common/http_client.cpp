@@ -47,6 +47,16 @@ Error no_answer(const BaseUrl& server, const boost::system::error_code& ec) {
   return Error{Errc::kNoAnswer, server.text + " did not answer (" + ec.message() + ")"};
 }
 
+// A retry failed after an earlier attempt had sent the whole request: the
+// server may have acted on that one, so however the retry failed the call
+// is unanswered, not undelivered.
+Error no_answer_after_retry(const BaseUrl& server, const Error& retry) {
+  return Error{Errc::kNoAnswer, server.text +
+                                    " did not answer (it closed the connection the request went "
+                                    "out on, and the retry failed: " +
+                                    retry.message + ")"};
+}
+
 // The idle kept-alive connections of one io_context, by server. An Asio
 // service, so the sockets are closed with the io_context they belong to.
 // Only the io_context's own thread uses it; the mutex is for safety, never
@@ -142,12 +152,16 @@ asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl&
 
   // At most two attempts: a reused connection the server had closed while
   // idle fails before any answer, and the request goes again on a new one.
+  // Once an attempt has written the whole request, the server may have acted
+  // on it: from then on every failure is kNoAnswer.
+  bool delivered = false;
   for (int attempt = 0;; ++attempt) {
     auto kept = attempt == 0 ? idle.take(server.text) : std::nullopt;
     const bool reused = kept.has_value();
     beast::tcp_stream stream(reused ? std::move(*kept) : tcp::socket(executor));
     if (!reused) {
       if (auto connected = co_await connect_to(stream, server, deadline); !connected) {
+        if (delivered) co_return no_answer_after_retry(server, connected.error());
         co_return connected.error();
       }
     }
@@ -156,8 +170,11 @@ asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl&
     auto [write_ec, written] = co_await bhttp::async_write(stream, request, kAwait);
     if (write_ec) {
       if (reused) continue;
-      co_return unreachable(server, "send", write_ec);
+      const auto error = unreachable(server, "send", write_ec);
+      if (delivered) co_return no_answer_after_retry(server, error);
+      co_return error;
     }
+    delivered = true;
 
     beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
@@ -229,7 +246,8 @@ asio::awaitable<Result<ClientResponse>> UploadStream::finish() {
   parser.body_limit(kMaxResponseBody);
   impl_->stream.expires_after(impl_->io_timeout);
   auto [ec, read] = co_await bhttp::async_read(impl_->stream, buffer, parser, kAwait);
-  if (ec) co_return unreachable(impl_->server, "receive", ec);
+  // The whole body went out: the server may have stored it.
+  if (ec) co_return no_answer(impl_->server, ec);
   auto response = parser.release();
   co_return ClientResponse{response.result_int(), std::move(response.body()),
                            std::string(response[Field::etag])};

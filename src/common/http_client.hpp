@@ -29,15 +29,18 @@ struct ClientResponse {
 // Sends `method target` with `body` to `server`, within `timeout` in all.
 // Succeeds with whatever status the server answered. Fails with a one-line
 // reason and
-//   kUnavailable when the request was not delivered: the server could not be reached
-//       or the connection broke while the request was being sent; the server
-//       did not act on it.
-//   kNoAnswer when the request was sent but no whole answer came back (the
-//       connection broke or the timeout passed): the server may or may not
-//       have acted on it.
+//   kUnavailable when the request was never written in full: the server
+//       could not be reached or the connection broke while the request was
+//       being sent; the server did not act on it.
+//   kNoAnswer when the whole request was written but no whole answer came
+//       back (the connection broke or the timeout passed): the server may or
+//       may not have acted on it.
 // A kept-alive connection that the server closed while it was idle is not
-// an error: the request is sent again on a new connection, which is safe
-// because the server closes a connection only when it has no request on it.
+// an error: the request is sent again, once, on a new connection, which is
+// safe because the server closes a connection only when it has no request
+// on it. If the first attempt had been written in full, a retry that fails
+// in any way (even to connect) is kNoAnswer, since the server may have
+// acted on the first; a retry that gets an answer returns that answer.
 asio::awaitable<Result<ClientResponse>> send_request(
     Verb method, const BaseUrl& server, std::string target, std::string body,
     std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -58,7 +61,9 @@ class UploadStream {
 
   // Sends the next bytes of the body. Fails with kUnavailable when the connection breaks.
   asio::awaitable<Status> write(std::span<const char> bytes);
-  // After the whole body: reads the server's answer.
+  // After the whole body: reads the server's answer. Fails with kNoAnswer
+  // when no whole answer comes within the I/O timeout: the server had the
+  // whole request and may have acted on it (stored the body).
   asio::awaitable<Result<ClientResponse>> finish();
 
  private:

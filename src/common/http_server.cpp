@@ -84,6 +84,56 @@ bool is_disconnect(const boost::system::error_code& ec) {
 
 Clock::rep now_ticks() { return Clock::now().time_since_epoch().count(); }
 
+// Whether the request's Transfer-Encoding is one we can delimit: none, or
+// chunked alone (RFC 9112 §6.1, §6.3). Beast only looks at whether chunked
+// is the last coding: it takes "gzip" as no body, so the body would be read
+// as the next request, passes a "gzip, chunked" body on still compressed,
+// and takes "chunked, chunked" as no body. Fails with kBadInput (400) when
+// the final coding is not chunked or chunked comes twice, kNotImplemented
+// (501) for another coding before a final chunked. The fields are one list,
+// in order; empty elements are ignored, and parameters are not part of a
+// coding's name (as Beast reads them).
+Status check_transfer_codings(const RequestHeader& request) {
+  const auto fields = request.equal_range(Field::transfer_encoding);
+  if (fields.first == fields.second) return Status{};
+  const auto trim = [](std::string_view text) {
+    const auto begin = text.find_first_not_of(" \t");
+    if (begin == std::string_view::npos) return std::string_view{};
+    return text.substr(begin, text.find_last_not_of(" \t") - begin + 1);
+  };
+  std::vector<std::string_view> codings;
+  for (auto field = fields.first; field != fields.second; ++field) {
+    std::string_view list = field->value();
+    for (;;) {
+      const auto comma = list.find(',');
+      const auto element = list.substr(0, comma);
+      if (const auto coding = trim(element.substr(0, element.find(';'))); !coding.empty()) {
+        codings.push_back(coding);
+      }
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  const auto is_chunked = [](std::string_view coding) { return beast::iequals(coding, "chunked"); };
+  if (codings.empty()) return Error{Errc::kBadInput, "Transfer-Encoding names no coding"};
+  if (!is_chunked(codings.back())) {
+    const std::string last(codings.back());
+    return Error{Errc::kBadInput, "Transfer-Encoding must end with chunked, not \"" + last +
+                                      "\": the body cannot be delimited"};
+  }
+  codings.pop_back();
+  for (const auto coding : codings) {
+    if (is_chunked(coding)) {
+      return Error{Errc::kBadInput, "Transfer-Encoding applies chunked more than once"};
+    }
+  }
+  if (!codings.empty()) {
+    return Error{Errc::kNotImplemented, "transfer coding \"" + std::string(codings.front()) +
+                                            "\" is not supported: only chunked is"};
+  }
+  return Status{};
+}
+
 class Session final : public Exchange, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<HttpServer::State> server)
@@ -140,6 +190,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
       continue_sent_ = false;
       broken_ = false;
+      route_ = {};
 
       idle_ = true;
       auto ec =
@@ -150,8 +201,14 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         if (!is_disconnect(ec)) co_await answer_unparsable(ec);
         break;
       }
-      auto response = co_await dispatch();
-      const bool keep = response ? co_await finish(std::move(*response)) : keep_alive_after_file_;
+      if (auto framing = check_framing(); !framing) {
+        co_await reject(framing.error());
+        break;
+      }
+      auto reply = co_await dispatch();
+      const bool keep = std::holds_alternative<FileReply>(reply)
+                            ? co_await send_file(std::get<FileReply>(std::move(reply)))
+                            : co_await finish(std::get<Response>(std::move(reply)));
       if (!keep) break;
     }
     boost::system::error_code ignored;
@@ -162,6 +219,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
  public:
   // Exchange
   const RequestHeader& request() const override { return parser_->get().base(); }
+
+  std::string_view route() const override { return route_; }
 
   asio::awaitable<Result<std::string>> read_body(std::size_t limit) override {
     const auto too_large =
@@ -207,31 +266,15 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     co_return Status{};
   }
 
-  asio::awaitable<Status> send_file(Response header, int fd, std::uint64_t offset,
-                                    std::uint64_t length) override {
-    keep_alive_after_file_ = false;
-    const bool keep = co_await prepare_to_answer(header);
-    if (!keep) header.keep_alive(false);
-    out_.clear();
-    serialize_response(header, false, out_);
-    const bool body_follows = request().method() != Verb::head && length > 0;
-    if (auto ec = co_await write_all(asio::buffer(out_), body_follows)) {
-      co_return Error{Errc::kInternal, "sending response header: " + ec.message()};
-    }
-    if (request().method() != Verb::head) {
-      if (auto status = co_await send_file_body(fd, offset, length); !status) co_return status;
-    }
-    keep_alive_after_file_ = keep;
-    co_return Status{};
-  }
-
  private:
-  asio::awaitable<std::optional<Response>> dispatch() {
+  asio::awaitable<Reply> dispatch() {
     const auto& req = parser_->get();
     const auto target = split_target(req.target());
     auto resolved = server_->router.resolve(req.method(), target.path);
     if (auto* response = std::get_if<Response>(&resolved)) co_return std::move(*response);
-    const Handler& handler = *std::get<const Handler*>(resolved);
+    const auto& matched = std::get<Router::Matched>(resolved);
+    route_ = matched.route;
+    const Handler& handler = *matched.handler;
     try {
       co_return co_await handler(*this);
     } catch (const std::exception& e) {
@@ -272,6 +315,26 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     serialize_response(response, !head, out_);
     if (co_await write_all(asio::buffer(out_))) co_return false;
     if (!parser_->is_done()) co_await linger();
+    co_return keep;
+  }
+
+  // Sends the header, then the file's bytes with sendfile (only the header
+  // for HEAD); returns whether the connection stays open. The header goes
+  // out with MSG_MORE so it shares a segment with the file's first bytes. A
+  // file that cannot be sent whole closes the connection: part of the body
+  // is already out, so nothing else can follow on it.
+  asio::awaitable<bool> send_file(FileReply reply) {
+    const bool keep = co_await prepare_to_answer(reply.header);
+    out_.clear();
+    serialize_response(reply.header, false, out_);
+    const bool head = request().method() == Verb::head;
+    if (co_await write_all(asio::buffer(out_), !head && reply.length > 0)) co_return false;
+    if (head) co_return keep;
+    if (auto sent = co_await send_file_body(reply.fd.get(), reply.offset, reply.length); !sent) {
+      spdlog::debug("file reply to {} cut off: {}", std::string(request().target()),
+                    sent.error().message);
+      co_return false;
+    }
     co_return keep;
   }
 
@@ -385,6 +448,29 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   }
   void disarm() { deadline_.store(kNoDeadline, std::memory_order_relaxed); }
 
+  // Whether the request's body can be delimited, checked before any handler
+  // runs (see check_transfer_codings).
+  Status check_framing() const {
+    if (auto status = check_transfer_codings(request()); !status) return status;
+    // Beast must agree that the body is chunked, or it would read it as none.
+    if (request().count(Field::transfer_encoding) > 0 && !parser_->chunked()) {
+      return Error{Errc::kBadInput, "Transfer-Encoding is not a list of transfer codings"};
+    }
+    return Status{};
+  }
+
+  // Answers a request whose body cannot be delimited with `error`, and
+  // drains what the client still sends before the connection closes: the
+  // rest of the bytes cannot be told apart from a next request.
+  asio::awaitable<void> reject(const Error& error) {
+    auto response = error_response(error);
+    response.version(request().version());
+    response.keep_alive(false);
+    out_.clear();
+    serialize_response(response, request().method() != Verb::head, out_);
+    if (!co_await write_all(asio::buffer(out_))) co_await linger();
+  }
+
   asio::awaitable<void> answer_unparsable(const boost::system::error_code& ec) {
     const bool too_large = ec == bhttp::error::header_limit;
     auto response = text_response(
@@ -403,11 +489,11 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
   std::unique_ptr<char[]> chunk_;
-  std::string out_;  // the response being sent; reused so it allocates once
+  std::string out_;         // the response being sent; reused so it allocates once
+  std::string_view route_;  // the current request's route label; empty if none matched
   bool idle_ = false;
   bool continue_sent_ = false;
   bool broken_ = false;
-  bool keep_alive_after_file_ = false;
 };
 
 asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {

@@ -18,6 +18,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/router.hpp"
@@ -32,6 +33,10 @@ class Exchange {
 
   virtual const RequestHeader& request() const = 0;
 
+  // The label of the route that took the request (Router::Matched::route):
+  // the path it was registered with, e.g. "/store/", not the request's own.
+  virtual std::string_view route() const = 0;
+
   // Reads the whole body, at most `limit` bytes. Fails with kTooLarge when it is
   // larger and kBadInput when the client sends a broken body or goes away.
   virtual asio::awaitable<Result<std::string>> read_body(std::size_t limit) = 0;
@@ -44,13 +49,6 @@ class Exchange {
   // before the next chunk is read, so a slow sink slows the client down.
   using BodySink = std::function<asio::awaitable<Status>(std::span<const char>)>;
   virtual asio::awaitable<Status> stream_body(const BodySink& sink) = 0;
-
-  // Sends `header` and then `length` bytes of the open file `fd` from
-  // `offset`, zero-copy. `header` must carry Content-Length == length. For a
-  // HEAD request only the header is sent. A failure means the connection
-  // broke; it is closed and the handler must return nullopt either way.
-  virtual asio::awaitable<Status> send_file(Response header, int fd, std::uint64_t offset,
-                                            std::uint64_t length) = 0;
 };
 
 struct ServerLimits {

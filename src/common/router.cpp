@@ -78,7 +78,7 @@ void Router::add(std::string path, Match match, std::vector<Verb> methods, Handl
   routes_.push_back({std::move(path), match, std::move(methods), std::move(handler)});
 }
 
-std::variant<const Handler*, Response> Router::resolve(Verb method, std::string_view path) const {
+std::variant<Router::Matched, Response> Router::resolve(Verb method, std::string_view path) const {
   const auto matches = [path](const Route& route) {
     return route.match == Match::kExact ? path == route.path : path.starts_with(route.path);
   };
@@ -94,7 +94,7 @@ std::variant<const Handler*, Response> Router::resolve(Verb method, std::string_
       continue;
     }
     if (std::find(route.methods.begin(), route.methods.end(), method) != route.methods.end()) {
-      return &route.handler;
+      return Matched{&route.handler, resource->path};
     }
     for (const auto verb : route.methods) {
       if (!allow.empty()) allow += ", ";
@@ -111,10 +111,9 @@ std::variant<const Handler*, Response> Router::resolve(Verb method, std::string_
 }
 
 void add_health_route(Router& router) {
-  router.add("/healthz", Router::Match::kExact, {Verb::get, Verb::head},
-             [](Exchange&) -> asio::awaitable<std::optional<Response>> {
-               co_return text_response(HttpStatus::ok, "ok");
-             });
+  router.add(
+      "/healthz", Router::Match::kExact, {Verb::get, Verb::head},
+      [](Exchange&) -> asio::awaitable<Reply> { co_return text_response(HttpStatus::ok, "ok"); });
 }
 
 }  // namespace kalavara::http

@@ -2,23 +2,37 @@
 // afterwards the router is read-only and safe to share between threads.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "common/http_types.hpp"
+#include "common/unique_fd.hpp"
 
 namespace kalavara::http {
 
 class Exchange;
 
-// A handler takes a request and answers it: it returns the response to send,
-// or nullopt when it has already sent one itself through the Exchange (e.g. a
-// file streamed with sendfile).
-using Handler = std::function<asio::awaitable<std::optional<Response>>(Exchange&)>;
+// An answer whose body is `length` bytes of the open file `fd` from `offset`,
+// sent zero-copy (sendfile) after `header`. `header` must carry
+// Content-Length == length. For a HEAD request only the header is sent. The
+// file is closed once the answer is sent or the connection breaks.
+struct FileReply {
+  Response header;
+  UniqueFd fd;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+// What a handler answers with; the server does all the writing to the socket.
+using Reply = std::variant<Response, FileReply>;
+
+// A handler takes a request and returns its answer.
+using Handler = std::function<asio::awaitable<Reply>(Exchange&)>;
 
 class Router {
  public:
@@ -28,10 +42,20 @@ class Router {
   // Several routes may share a path, each taking its own methods.
   void add(std::string path, Match match, std::vector<Verb> methods, Handler handler);
 
-  // The handler for `method` on `path`; otherwise the response to send
+  // The route that takes a request: its handler, and its label, the path it
+  // was registered with ("/store/" for every key, "/healthz"). The label is
+  // the same string for every request to that path, whatever the method, so
+  // it can name the route in metrics. Both point into the router: valid
+  // while it lives and no route is added.
+  struct Matched {
+    const Handler* handler = nullptr;
+    std::string_view route;
+  };
+
+  // The route for `method` on `path`; otherwise the response to send
   // instead: 404 for an unknown path, 405 with Allow for a known path and a
   // method it does not take.
-  std::variant<const Handler*, Response> resolve(Verb method, std::string_view path) const;
+  std::variant<Matched, Response> resolve(Verb method, std::string_view path) const;
 
  private:
   struct Route {

@@ -68,7 +68,7 @@ void MasterService::add_routes(http::Router& router) {
   http::add_health_route(router);
 }
 
-MasterService::Reply MasterService::put(http::Exchange& exchange) {
+MasterService::Answer MasterService::put(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   const auto& request = exchange.request();
@@ -131,13 +131,13 @@ MasterService::Reply MasterService::put(http::Exchange& exchange) {
                      internal::write_location(replicas.front(), *key, order));
 }
 
-MasterService::Reply MasterService::get(http::Exchange& exchange) {
+MasterService::Answer MasterService::get(http::Exchange& exchange) {
   const auto& request = exchange.request();
   if (query_param(split_target(request.target()).query, "list")) return list(exchange);
   return locate(exchange);
 }
 
-MasterService::Reply MasterService::locate(http::Exchange& exchange) {
+MasterService::Answer MasterService::locate(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   auto record = co_await protocol_.current(*key);
@@ -169,7 +169,7 @@ MasterService::Reply MasterService::locate(http::Exchange& exchange) {
   co_return response;
 }
 
-MasterService::Reply MasterService::list(http::Exchange& exchange) {
+MasterService::Answer MasterService::list(http::Exchange& exchange) {
   const auto target = split_target(exchange.request().target());
   auto prefix = percent_decode(target.path.substr(kStorePrefix.size()));
   if (!prefix) co_return http::error_response(prefix.error());
@@ -197,7 +197,7 @@ MasterService::Reply MasterService::list(http::Exchange& exchange) {
   co_return http::json_response(std::move(body));
 }
 
-MasterService::Reply MasterService::erase(http::Exchange& exchange) {
+MasterService::Answer MasterService::erase(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   // The tombstone is durable, with every copy's removal queued, before any
@@ -210,7 +210,7 @@ MasterService::Reply MasterService::erase(http::Exchange& exchange) {
   co_return Response{HttpStatus::no_content, 11};
 }
 
-MasterService::Reply MasterService::add_volume(http::Exchange& exchange) {
+MasterService::Answer MasterService::add_volume(http::Exchange& exchange) {
   auto body = co_await exchange.read_body(kMaxAdminBody);
   if (!body) co_return http::error_response(body.error());
   auto url = parse_base_url(*body);
@@ -221,7 +221,7 @@ MasterService::Reply MasterService::add_volume(http::Exchange& exchange) {
   co_return http::text_response(HttpStatus::ok, (*added ? "added " : "already known ") + url->text);
 }
 
-MasterService::Reply MasterService::commit(http::Exchange& exchange) {
+MasterService::Answer MasterService::commit(http::Exchange& exchange) {
   auto call = internal::parse_commit(exchange.request().target());
   if (!call) co_return http::error_response(call.error());
   for (const auto& volume : call->volumes) {
@@ -235,7 +235,7 @@ MasterService::Reply MasterService::commit(http::Exchange& exchange) {
   co_return http::text_response(HttpStatus::ok, internal::commit_answer_text(*answer));
 }
 
-MasterService::Reply MasterService::describe_volumes(http::Exchange&) {
+MasterService::Answer MasterService::describe_volumes(http::Exchange&) {
   std::string body = "[";
   for (const auto& state : health_.snapshot()) {
     if (body.size() > 1) body += ", ";

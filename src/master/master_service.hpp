@@ -51,15 +51,15 @@ class MasterService {
   void add_routes(http::Router& router);
 
  private:
-  using Reply = http::asio::awaitable<std::optional<http::Response>>;
-  Reply put(http::Exchange& exchange);
-  Reply get(http::Exchange& exchange);     // locate() or list()
-  Reply locate(http::Exchange& exchange);  // the 302 to a key's value
-  Reply erase(http::Exchange& exchange);
-  Reply add_volume(http::Exchange& exchange);
-  Reply commit(http::Exchange& exchange);
-  Reply list(http::Exchange& exchange);
-  Reply describe_volumes(http::Exchange& exchange);
+  using Answer = http::asio::awaitable<http::Reply>;
+  Answer put(http::Exchange& exchange);
+  Answer get(http::Exchange& exchange);     // locate() or list()
+  Answer locate(http::Exchange& exchange);  // the 302 to a key's value
+  Answer erase(http::Exchange& exchange);
+  Answer add_volume(http::Exchange& exchange);
+  Answer commit(http::Exchange& exchange);
+  Answer list(http::Exchange& exchange);
+  Answer describe_volumes(http::Exchange& exchange);
 
   KeyProtocol& protocol_;
   VolumeRegistry& registry_;

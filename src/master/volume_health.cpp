@@ -56,7 +56,11 @@ std::vector<VolumeHealth::State> VolumeHealth::snapshot() const {
   for (const auto& url : volumes_()) {
     std::lock_guard lock(mutex_);
     const auto it = states_.find(url);
-    states.push_back(it == states_.end() ? State{url} : it->second);
+    if (it != states_.end()) {
+      states.push_back(it->second);
+    } else {
+      states.emplace_back().url = url;
+    }
   }
   return states;
 }

@@ -11,7 +11,7 @@
 
 #include "common/checksum.hpp"
 #include "common/result.hpp"
-#include "volume/unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace kalavara {
 

@@ -42,7 +42,7 @@ void VolumeService::add_routes(http::Router& router) {
   router.add(store, Match::kPrefix, {Verb::delete_},
              [this](http::Exchange& exchange) { return erase(exchange); });
   http::add_health_route(router);
-  router.add("/stats", Match::kExact, {Verb::get}, [this](http::Exchange&) -> Reply {
+  router.add("/stats", Match::kExact, {Verb::get}, [this](http::Exchange&) -> Answer {
     auto usage = store_.usage();
     if (!usage) co_return http::error_response(usage.error());
     co_return http::json_response("{\"free_bytes\": " + std::to_string(usage->free_bytes) +
@@ -50,7 +50,7 @@ void VolumeService::add_routes(http::Router& router) {
   });
 }
 
-VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
+VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   const auto& request = exchange.request();
@@ -119,7 +119,7 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   };
   // (Errors are passed to it as named objects: GCC 12 destroys a braced
   // temporary in a co_await expression twice.)
-  const auto fail = [&](const Error& error) -> Reply {
+  const auto fail = [&](const Error& error) -> Answer {
     co_await discard();
     co_return http::error_response(error);
   };
@@ -196,7 +196,7 @@ VolumeService::Reply VolumeService::put(http::Exchange& exchange) {
   co_return response;
 }
 
-VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
+VolumeService::Answer VolumeService::get(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   auto version = internal::parse_read_version(split_target(exchange.request().target()).query);
@@ -244,8 +244,8 @@ VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
   // Content-Length a GET would have.
   response.content_length(length);
   if (!blob->bytes) {
-    co_await exchange.send_file(std::move(response), blob->fd.get(), blob->offset + first, length);
-    co_return std::nullopt;
+    co_return http::FileReply{std::move(response), std::move(blob->fd), blob->offset + first,
+                              length};
   }
   // A small value was read whole with the header: the server sends it in the
   // same write as the response header, with no further syscall on the file.
@@ -260,7 +260,7 @@ VolumeService::Reply VolumeService::get(http::Exchange& exchange) {
   co_return response;
 }
 
-VolumeService::Reply VolumeService::erase(http::Exchange& exchange) {
+VolumeService::Answer VolumeService::erase(http::Exchange& exchange) {
   auto key = key_in_target(exchange.request().target(), kStorePrefix);
   if (!key) co_return http::error_response(key.error());
   auto removal = internal::parse_removal(std::move(key).value(),

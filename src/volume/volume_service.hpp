@@ -48,10 +48,10 @@ class VolumeService {
   void add_routes(http::Router& router);
 
  private:
-  using Reply = http::asio::awaitable<std::optional<http::Response>>;
-  Reply put(http::Exchange& exchange);
-  Reply get(http::Exchange& exchange);
-  Reply erase(http::Exchange& exchange);
+  using Answer = http::asio::awaitable<http::Reply>;
+  Answer put(http::Exchange& exchange);
+  Answer get(http::Exchange& exchange);
+  Answer erase(http::Exchange& exchange);
 
   BlobStore& store_;
   const VolumeOptions options_;

@@ -4,6 +4,7 @@
 #include "common/http_server.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,6 +17,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
+#include <random>
 #include <set>
 #include <span>
 #include <sstream>
@@ -35,12 +38,12 @@ std::string this_thread_name() {
   return out.str();
 }
 
-asio::awaitable<std::optional<Response>> answer_with_thread(Exchange&) {
+asio::awaitable<Reply> answer_with_thread(Exchange&) {
   co_return text_response(HttpStatus::ok, this_thread_name());
 }
 
 // Answers after `delay`: a handler that works longer than the I/O timeout.
-asio::awaitable<std::optional<Response>> answer_slowly(Exchange&) {
+asio::awaitable<Reply> answer_slowly(Exchange&) {
   asio::steady_timer timer(co_await asio::this_coro::executor, 2500ms);
   co_await timer.async_wait(asio::use_awaitable);
   co_return text_response(HttpStatus::ok, "slow");
@@ -56,11 +59,48 @@ ServerLimits one_second_timeouts() {
 // The status the last /upload handler's stream_body returned (0: none yet).
 std::atomic<unsigned> last_upload_status{0};
 
-asio::awaitable<std::optional<Response>> answer_upload(Exchange& exchange) {
+asio::awaitable<Reply> answer_upload(Exchange& exchange) {
   const auto status = co_await exchange.stream_body(
       [](std::span<const char>) -> asio::awaitable<Status> { co_return Status{}; });
   last_upload_status = status ? 200U : static_cast<unsigned>(http::status_of(status.error().code));
   co_return text_response(HttpStatus::ok, "received");
+}
+
+asio::awaitable<Reply> answer_with_route(Exchange& exchange) {
+  co_return text_response(HttpStatus::ok, exchange.route());
+}
+
+// The file /file answers with: a few MiB, so sendfile fills the socket and
+// has to wait for the client, opened once and never linked into a directory.
+struct ReplyFile {
+  static constexpr std::uint64_t kOffset = 5;
+  static constexpr std::uint64_t kLength = 4 * 1024 * 1024 - 12;
+  int fd = -1;
+  std::string content;  // the whole file
+
+  ReplyFile() {
+    std::mt19937 random(7);
+    content.resize(kOffset + kLength + 7);
+    for (auto& byte : content) byte = static_cast<char>(random());
+    fd = ::open(::testing::TempDir().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 ||
+        ::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+      ADD_FAILURE() << "cannot write the reply file in " << ::testing::TempDir();
+    }
+  }
+  std::string_view sent() const { return std::string_view(content).substr(kOffset, kLength); }
+};
+
+const ReplyFile& reply_file() {
+  static const ReplyFile file;
+  return file;
+}
+
+asio::awaitable<Reply> answer_with_file(Exchange&) {
+  Response header{HttpStatus::ok, 11};
+  header.content_length(ReplyFile::kLength);
+  co_return FileReply{std::move(header), UniqueFd(::dup(reply_file().fd)), ReplyFile::kOffset,
+                      ReplyFile::kLength};
 }
 
 // A server on two io_contexts, each run by its own thread, with 1 s timeouts
@@ -73,6 +113,8 @@ class HttpServerTest : public ::testing::Test {
     router_.add("/thread", Router::Match::kExact, {Verb::get}, answer_with_thread);
     router_.add("/slow", Router::Match::kExact, {Verb::get}, answer_slowly);
     router_.add("/upload", Router::Match::kExact, {Verb::put}, answer_upload);
+    router_.add("/file", Router::Match::kExact, {Verb::get, Verb::head}, answer_with_file);
+    router_.add("/route/", Router::Match::kPrefix, {Verb::get}, answer_with_route);
     server_ = std::make_unique<HttpServer>(std::vector<asio::io_context*>{&first_, &second_},
                                            router_, limits_);
     auto endpoint = server_->listen("127.0.0.1", 0);
@@ -121,20 +163,34 @@ class HttpServerTest : public ::testing::Test {
     return true;
   }
 
-  // Reads one response with a Content-Length body; "" when the connection
-  // closed or the 10 s receive timeout passed first.
-  static std::string read_response(int fd) {
+  // Reads one response with a Content-Length body (none when `head`); ""
+  // when the connection closed or the 10 s receive timeout passed first.
+  static std::string read_response(int fd, bool head = false) {
     std::string data;
-    char chunk[4096];
+    char chunk[64 * 1024];
     for (;;) {
       const auto end = data.find("\r\n\r\n");
       if (end != std::string::npos) {
         const auto at = data.find("Content-Length: ");
-        const std::size_t length = at == std::string::npos ? 0 : std::stoul(data.substr(at + 16));
+        const std::size_t length =
+            at == std::string::npos || head ? 0 : std::stoul(data.substr(at + 16));
         if (data.size() >= end + 4 + length) return data.substr(0, end + 4 + length);
       }
       const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
       if (n <= 0) return "";
+      data.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+  // Everything the server sends until it closes `fd`; nullopt when the 10 s
+  // receive timeout passes first.
+  static std::optional<std::string> read_until_closed(int fd) {
+    std::string data;
+    char chunk[4096];
+    for (;;) {
+      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) return data;
+      if (n < 0) return std::nullopt;
       data.append(chunk, static_cast<std::size_t>(n));
     }
   }
@@ -183,6 +239,40 @@ TEST_F(HttpServerTest, ConnectionsAreSpreadOverTheIoContexts) {
   for (const int fd : clients) ::close(fd);
   EXPECT_EQ(threads.size(), 2U);
   EXPECT_TRUE(threads.contains(body_of(again)));
+}
+
+TEST_F(HttpServerTest, AFileReplyIsSentFromItsOffsetAndTheConnectionKept) {
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  const auto length = "Content-Length: " + std::to_string(ReplyFile::kLength) + "\r\n";
+  ASSERT_TRUE(send_all(fd, "HEAD /file HTTP/1.1\r\nHost: t\r\n\r\n"));
+  const auto head = read_response(fd, true);
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 200")) << head;
+  EXPECT_NE(head.find(length), std::string::npos) << head;
+
+  // HEAD sent no body: the next answer on the connection is the GET's.
+  ASSERT_TRUE(send_all(fd, "GET /file HTTP/1.1\r\nHost: t\r\n\r\n"));
+  const auto get = read_response(fd);
+  ASSERT_TRUE(get.starts_with("HTTP/1.1 200")) << get.substr(0, 200);
+  const auto body = std::string_view(get).substr(get.find("\r\n\r\n") + 4);
+  EXPECT_EQ(body.size(), ReplyFile::kLength);
+  EXPECT_TRUE(body == reply_file().sent()) << "the body is not the file's bytes from the offset";
+
+  ASSERT_TRUE(send_all(fd, kGetThread));
+  EXPECT_TRUE(read_response(fd).starts_with("HTTP/1.1 200"));
+  ::close(fd);
+}
+
+TEST_F(HttpServerTest, AHandlerSeesTheLabelOfTheRouteThatTookTheRequest) {
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  for (const std::string_view target : {"/route/a", "/route/b/c?x=1", "/route/"}) {
+    ASSERT_TRUE(send_all(fd, "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    const auto response = read_response(fd);
+    ASSERT_TRUE(response.starts_with("HTTP/1.1 200")) << target << ": " << response;
+    EXPECT_EQ(body_of(response), "/route/") << target;
+  }
+  ::close(fd);
 }
 
 TEST_F(HttpServerTest, AnIncompleteHeaderIsCutOffAfterTheTimeout) {
@@ -242,6 +332,78 @@ TEST_F(HttpServerTest, AConnectionInUseIsKeptPastTheTimeout) {
     std::this_thread::sleep_for(200ms);  // paces the client; not a readiness wait
   }
   EXPECT_GE(answered, 5);
+  ::close(fd);
+}
+
+// A request after a body the server cannot delimit: it must never be
+// answered, or the body's bytes could pass for a request of their own.
+constexpr std::string_view kSmuggled = "GET /thread HTTP/1.1\r\nHost: t\r\n\r\n";
+
+class HttpServerFramingTest : public HttpServerTest {
+ protected:
+  // Sends "PUT /upload" with `fields` and `body`, then kSmuggled, and
+  // expects one answer, `status` with a text reason and Connection: close,
+  // after which the server closes the connection, without running the
+  // handler.
+  void expect_refused(std::string_view fields, std::string_view body, std::string_view status) {
+    last_upload_status = 0;
+    const int fd = connect_client();
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_all(fd, "PUT /upload HTTP/1.1\r\nHost: t\r\n" + std::string(fields) + "\r\n" +
+                                 std::string(body) + std::string(kSmuggled)));
+    const auto received = read_until_closed(fd);
+    ::close(fd);
+    ASSERT_TRUE(received.has_value()) << "the server kept the connection open";
+    EXPECT_TRUE(received->starts_with("HTTP/1.1 " + std::string(status))) << *received;
+    EXPECT_NE(received->find("Content-Type: text/plain"), std::string::npos) << *received;
+    EXPECT_NE(received->find("Connection: close\r\n"), std::string::npos) << *received;
+    EXPECT_EQ(received->find("HTTP/1.1", 1), std::string::npos)
+        << "more than one answer: the bytes after the header were read as a request\n"
+        << *received;
+    EXPECT_EQ(last_upload_status, 0U) << "the handler ran";
+  }
+};
+
+TEST_F(HttpServerFramingTest, ATransferEncodingNotEndingInChunkedGets400AndTheConnectionCloses) {
+  for (const std::string_view fields : {
+           "Transfer-Encoding: gzip\r\n",
+           "Transfer-Encoding: chunked, gzip\r\n",
+           "Transfer-Encoding: identity\r\n",
+           "Transfer-Encoding: \r\n",
+           // Beast would read a Content-Length body; Transfer-Encoding overrides it.
+           "Transfer-Encoding: gzip\r\nContent-Length: 5\r\n",
+       }) {
+    SCOPED_TRACE(fields);
+    expect_refused(fields, "hello", "400");
+  }
+}
+
+TEST_F(HttpServerFramingTest, ChunkedAppliedTwiceGets400AndTheConnectionCloses) {
+  expect_refused("Transfer-Encoding: chunked, chunked\r\n", "5\r\nhello\r\n0\r\n\r\n", "400");
+}
+
+TEST_F(HttpServerFramingTest, AnUnknownCodingBeforeChunkedGets501AndTheConnectionCloses) {
+  for (const std::string_view fields : {
+           "Transfer-Encoding: gzip, chunked\r\n",
+           // Two fields are one list.
+           "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+       }) {
+    SCOPED_TRACE(fields);
+    expect_refused(fields, "5\r\nhello\r\n0\r\n\r\n", "501");
+  }
+
+  // Chunked alone is read, in any case, and the connection kept.
+  last_upload_status = 0;
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd,
+                       "PUT /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                       "5\r\nhello\r\n0\r\n\r\n"));
+  const auto response = read_response(fd);
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response;
+  EXPECT_EQ(last_upload_status, 200U);
+  ASSERT_TRUE(send_all(fd, kGetThread));
+  EXPECT_TRUE(read_response(fd).starts_with("HTTP/1.1 200"));
   ::close(fd);
 }
 

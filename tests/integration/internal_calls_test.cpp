@@ -1,8 +1,8 @@
 // The daemons' calls to each other: a volume's commits go over kept-alive
 // connections, a kept connection the master closed is retried on a new one,
-// a commit whose answer is lost leaves the files in place, and a commit sent
-// twice is committed once. Health checks of volumes do not wait for each
-// other.
+// a commit whose answer is lost leaves the files in place (also when the
+// retry cannot connect), and a commit sent twice is committed once. Health checks of volumes do not
+// wait for each other.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +31,8 @@ class FakePeer {
     kCloseUnanswered,         // read a request, close without answering
     kOneAnswerPerConnection,  // answer the first request, then read the next and close
     kNeverAnswer,             // read requests and never answer (a hung peer)
+    kVanishAfterOneAnswer,    // answer the first request, read the next on the same
+                              // connection, stop listening, then close it unanswered
   };
 
   explicit FakePeer(Mode mode) : mode_(mode) {
@@ -53,7 +56,7 @@ class FakePeer {
     if (acceptor_.joinable()) acceptor_.join();
     std::lock_guard lock(mutex_);
     for (auto& worker : workers_) worker.join();
-    ::close(listener_);
+    if (listener_ >= 0) ::close(listener_);
   }
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
@@ -63,6 +66,14 @@ class FakePeer {
  private:
   void accept_loop() {
     while (!stop_) {
+      if (stop_listening_ && listener_ >= 0) {
+        ::close(listener_);
+        listener_ = -1;
+        std::lock_guard lock(listening_mutex_);
+        listening_ = false;
+        listening_changed_.notify_all();
+      }
+      // With the listener closed, poll only waits out its timeout.
       pollfd ready{listener_, POLLIN, 0};
       if (::poll(&ready, 1, 100) <= 0) continue;
       const int fd = ::accept(listener_, nullptr, nullptr);
@@ -90,6 +101,16 @@ class FakePeer {
     return true;
   }
 
+  // Has the acceptor close the listener, so that connecting is refused, and
+  // waits (at most 5 s) until it has.
+  void stop_listening() {
+    stop_listening_ = true;
+    std::unique_lock lock(listening_mutex_);
+    if (!listening_changed_.wait_for(lock, 5s, [this] { return !listening_; })) {
+      ADD_FAILURE() << "the fake peer's listener did not close";
+    }
+  }
+
   void serve(int fd) {
     static constexpr std::string_view kCommitted =
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\ncommitted\n";
@@ -98,6 +119,10 @@ class FakePeer {
       if (mode_ == Mode::kCloseUnanswered) break;
       if (mode_ == Mode::kNeverAnswer) continue;
       if (mode_ == Mode::kOneAnswerPerConnection && answered == 1) break;
+      if (mode_ == Mode::kVanishAfterOneAnswer && answered == 1) {
+        stop_listening();
+        break;
+      }
       if (::send(fd, kCommitted.data(), kCommitted.size(), MSG_NOSIGNAL) < 0) break;
     }
     ::close(fd);
@@ -109,6 +134,10 @@ class FakePeer {
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
+  std::atomic<bool> stop_listening_{false};
+  std::mutex listening_mutex_;
+  std::condition_variable listening_changed_;
+  bool listening_ = true;
   std::mutex mutex_;
   std::thread acceptor_;
   std::vector<std::thread> workers_;
@@ -171,6 +200,28 @@ TEST(InternalCalls, ACommitWhoseAnswerIsLostKeepsTheFile) {
   // The master may have committed it: removing the file could leave the
   // index naming a version that is gone.
   EXPECT_EQ(cluster.blob_count(), 1U);
+}
+
+TEST(InternalCalls, ACommitLostOnAKeptConnectionIsUnansweredThoughTheRetryCannotConnect) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  std::size_t index = 0;
+  // One thread: the second commit takes the connection the first one left.
+  ASSERT_TRUE(cluster.start_volume(&index, {"-t", "1"}));
+  FakePeer master(FakePeer::Mode::kVanishAfterOneAnswer);
+  const auto first =
+      put_to_volume(cluster.volume(index).port(), "vanish-1", 5000, master.url(), "one");
+  ASSERT_EQ(first.status, 201) << first.summary();
+  // The second commit goes out whole on the kept connection, which the
+  // master closes unanswered; by then it refuses new connections, so the
+  // retry cannot even connect.
+  const auto second =
+      put_to_volume(cluster.volume(index).port(), "vanish-2", 5001, master.url(), "two");
+  EXPECT_EQ(second.status, 504) << second.summary();
+  EXPECT_EQ(master.connections(), 1);
+  EXPECT_EQ(master.requests(), 2);
+  // The master had the whole commit and may have acted on it: the file stays.
+  EXPECT_EQ(cluster.blob_count(), 2U);
 }
 
 TEST(InternalCalls, AnUnreachableMasterMeansNothingStored) {

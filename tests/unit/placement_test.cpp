@@ -43,7 +43,7 @@ TEST(Placement, SpreadsKeysEvenlyOverEveryVolume) {
 TEST(Placement, AddingAVolumeMovesOnlyKeysToIt) {
   auto before = volume_urls(4);
   auto after = before;
-  after.push_back("http://10.0.0.99:6001");
+  after.emplace_back("http://10.0.0.99:6001");
   constexpr int kKeys = 20000;
   int moved = 0;
   for (int i = 0; i < kKeys; ++i) {

@@ -2,22 +2,68 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
+
 namespace kalavara::http {
 namespace {
 
 Handler answer(HttpStatus status) {
-  return [status](Exchange&) -> asio::awaitable<std::optional<Response>> {
-    co_return text_response(status, "x");
-  };
+  return [status](Exchange&) -> asio::awaitable<Reply> { co_return text_response(status, "x"); };
 }
 
 TEST(Router, ResolvesExactAndPrefixRoutes) {
   Router router;
   router.add("/store/", Router::Match::kPrefix, {Verb::get, Verb::put}, answer(HttpStatus::ok));
   router.add("/admin/add-volume", Router::Match::kExact, {Verb::post}, answer(HttpStatus::ok));
-  EXPECT_TRUE(std::holds_alternative<const Handler*>(router.resolve(Verb::get, "/store/a/b")));
+  EXPECT_TRUE(std::holds_alternative<Router::Matched>(router.resolve(Verb::get, "/store/a/b")));
   EXPECT_TRUE(
-      std::holds_alternative<const Handler*>(router.resolve(Verb::post, "/admin/add-volume")));
+      std::holds_alternative<Router::Matched>(router.resolve(Verb::post, "/admin/add-volume")));
+}
+
+// The label of the route that takes `method` on `path`, or "(none)".
+std::string route_of(const Router& router, Verb method, std::string_view path) {
+  const auto result = router.resolve(method, path);
+  const auto* matched = std::get_if<Router::Matched>(&result);
+  return matched ? std::string(matched->route) : "(none)";
+}
+
+TEST(Router, LabelsAMatchWithTheRouteItsPathWasRegisteredWith) {
+  Router router;
+  router.add("/store/", Router::Match::kPrefix, {Verb::get, Verb::head}, answer(HttpStatus::ok));
+  router.add("/store/", Router::Match::kPrefix, {Verb::put}, answer(HttpStatus::created));
+  router.add("/healthz", Router::Match::kExact, {Verb::get}, answer(HttpStatus::ok));
+  // Every key gets the prefix's label, whichever of the merged routes
+  // takes the method: one label per resource, not per path.
+  EXPECT_EQ(route_of(router, Verb::get, "/store/a/b"), "/store/");
+  EXPECT_EQ(route_of(router, Verb::put, "/store/other"), "/store/");
+  EXPECT_EQ(route_of(router, Verb::head, "/store/"), "/store/");
+  EXPECT_EQ(route_of(router, Verb::get, "/healthz"), "/healthz");
+  EXPECT_EQ(route_of(router, Verb::get, "/healthz/x"), "(none)");
+  EXPECT_EQ(route_of(router, Verb::delete_, "/store/k"), "(none)");
+}
+
+TEST(Router, TheRouteLabelAndHandlerAreTheRoutersOwn) {
+  Router router;
+  router.add("/store/", Router::Match::kPrefix, {Verb::get}, answer(HttpStatus::ok));
+  router.add("/store/", Router::Match::kPrefix, {Verb::put}, answer(HttpStatus::created));
+  const std::string one = "/store/one";
+  const std::string two = "/store/two";
+  const auto first = router.resolve(Verb::get, one);
+  const auto second = router.resolve(Verb::get, two);
+  const auto put = router.resolve(Verb::put, two);
+  ASSERT_TRUE(std::holds_alternative<Router::Matched>(first));
+  ASSERT_TRUE(std::holds_alternative<Router::Matched>(second));
+  ASSERT_TRUE(std::holds_alternative<Router::Matched>(put));
+  const auto& a = std::get<Router::Matched>(first);
+  const auto& b = std::get<Router::Matched>(second);
+  const auto& c = std::get<Router::Matched>(put);
+  // Not a view of the request's path: the same storage for every request
+  // to the resource, whichever of its routes takes the method.
+  EXPECT_EQ(a.route.data(), b.route.data());
+  EXPECT_EQ(a.route.data(), c.route.data());
+  EXPECT_EQ(a.handler, b.handler);
+  EXPECT_NE(a.handler, c.handler);
 }
 
 TEST(Router, Answers404ForUnknownPaths) {
@@ -56,8 +102,8 @@ TEST(Router, MergesRoutesThatShareAPath) {
   router.add("/store/", Router::Match::kPrefix, {Verb::get, Verb::head}, answer(HttpStatus::ok));
   router.add("/store/", Router::Match::kPrefix, {Verb::put}, answer(HttpStatus::created));
   router.add("/other", Router::Match::kExact, {Verb::post}, answer(HttpStatus::ok));
-  EXPECT_TRUE(std::holds_alternative<const Handler*>(router.resolve(Verb::put, "/store/k")));
-  EXPECT_TRUE(std::holds_alternative<const Handler*>(router.resolve(Verb::head, "/store/k")));
+  EXPECT_TRUE(std::holds_alternative<Router::Matched>(router.resolve(Verb::put, "/store/k")));
+  EXPECT_TRUE(std::holds_alternative<Router::Matched>(router.resolve(Verb::head, "/store/k")));
   auto result = router.resolve(Verb::post, "/store/k");
   ASSERT_TRUE(std::holds_alternative<Response>(result));
   EXPECT_EQ(std::get<Response>(result)[Field::allow], "GET, HEAD, PUT");
