@@ -1,7 +1,7 @@
 # Every dependency is a Debian 12 package found on the system; nothing is
 # vendored or downloaded at build time (scripts/install-deps.sh installs them).
 find_package(Threads REQUIRED)
-find_package(Boost 1.81 REQUIRED)
+find_package(Boost 1.81 REQUIRED COMPONENTS json)
 find_package(RocksDB REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(spdlog REQUIRED)

@@ -13,6 +13,7 @@ packages=(
   git
   curl
   libboost1.81-dev
+  libboost-json1.81-dev
   librocksdb-dev
   libcli11-dev
   libspdlog-dev

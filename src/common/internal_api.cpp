@@ -1,6 +1,7 @@
 #include "common/internal_api.hpp"
 
 #include <algorithm>
+#include <boost/json.hpp>
 
 #include "common/http_client.hpp"
 #include "common/key_codec.hpp"
@@ -225,6 +226,34 @@ Result<RemovalCall> parse_removal(std::string key, std::string_view query) {
   call.scope = *up_to ? RemovalCall::Scope::kUpTo : RemovalCall::Scope::kExactly;
   call.version = *up_to ? **up_to : **exactly;
   return call;
+}
+
+std::string stats_body(const VolumeStats& stats) {
+  boost::json::object object;
+  object["free_bytes"] = stats.free_bytes;
+  object["files"] = stats.files;
+  return boost::json::serialize(object) + "\n";
+}
+
+Result<VolumeStats> parse_stats(std::string_view body) {
+  boost::system::error_code ec;
+  const auto value = boost::json::parse(body, ec);
+  const auto* object = ec ? nullptr : value.if_object();
+  const auto number = [&](std::string_view name) -> std::optional<std::uint64_t> {
+    const auto* field = object ? object->if_contains(name) : nullptr;
+    if (field == nullptr) return std::nullopt;
+    if (const auto* u = field->if_uint64()) return *u;
+    if (const auto* i = field->if_int64(); i != nullptr && *i >= 0) {
+      return static_cast<std::uint64_t>(*i);
+    }
+    return std::nullopt;
+  };
+  const auto free_bytes = number("free_bytes");
+  const auto files = number("files");
+  if (!free_bytes || !files) {
+    return Error{Errc::kPeerFailed, "stats are not {\"free_bytes\": N, \"files\": N}"};
+  }
+  return VolumeStats{*free_bytes, *files};
 }
 
 boost::asio::awaitable<Result<CommitAnswer>> send_commit(const BaseUrl& master,

@@ -12,6 +12,8 @@
 //   removal       the master (or a primary) to a volume:
 //                 DELETE /store/<key>?upto=V  (every version <= V)
 //                 DELETE /store/<key>?version=V  (exactly V: an uncommitted copy)
+//   registration  a volume to the master: POST /admin/add-volume, body: its base URL
+//   stats         the master's health check of a volume: GET /stats → JSON
 //
 // Building and parsing are pure and thread-safe; the send_* calls at the end
 // are the client side, over common/http_client.
@@ -108,6 +110,20 @@ std::string removal_target(const RemovalCall& call);
 // path). Fails with kBadInput unless exactly one of upto= and version= is a
 // number.
 Result<RemovalCall> parse_removal(std::string key, std::string_view query);
+
+inline constexpr std::string_view kRegisterPath = "/admin/add-volume";
+inline constexpr std::string_view kStatsPath = "/stats";
+
+// What a volume reports to the master's health checks.
+struct VolumeStats {
+  std::uint64_t free_bytes = 0;  // available to the volume on its filesystem
+  std::uint64_t files = 0;       // value files held (one per stored version)
+  bool operator==(const VolumeStats&) const = default;
+};
+// {"free_bytes": N, "files": N} and a newline.
+std::string stats_body(const VolumeStats& stats);
+// Fails with kPeerFailed when `body` is not such a JSON object.
+Result<VolumeStats> parse_stats(std::string_view body);
 
 // Sends a commit to `master`. The answer, or:
 //   kPreconditionFailed  a condition failed (412);

@@ -204,10 +204,12 @@ KeyProtocol::Async<std::optional<IndexRecord>> KeyProtocol::current(std::string_
 KeyProtocol::Async<std::uint64_t> KeyProtocol::issue_version() { return clock_.next(); }
 
 KeyProtocol::Async<internal::CommitAnswer> KeyProtocol::commit(const internal::CommitCall& call) {
-  if (const auto floor = clock_.floor(); call.version >= floor) {
+  // A forged version far ahead would make every later write of the key
+  // "superseded": only versions this master has issued can commit.
+  if (const auto last = clock_.last_issued(); call.version > last) {
     co_return Error{Errc::kBadInput, "version " + std::to_string(call.version) +
-                                         " was not issued by this master (its versions are below " +
-                                         std::to_string(floor) + ")"};
+                                         " was not issued by this master (none is above " +
+                                         std::to_string(last) + " yet)"};
   }
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     auto current = co_await store_.read(call.key);

@@ -115,8 +115,8 @@ class KeyProtocol {
   Async<std::uint64_t> issue_version();
 
   // Commits `call` (its volumes are registered: the caller checked). Fails
-  // with kBadInput when its version was never issued (at or above the
-  // version floor), as decide_commit refuses, or with kInternal when the
+  // with kBadInput when its version was never issued (above the last
+  // version issued), as decide_commit refuses, or with kInternal when the
   // store failed — then the commit may or may not have been made durable.
   Async<internal::CommitAnswer> commit(const internal::CommitCall& call);
 

@@ -61,7 +61,7 @@ void MasterService::add_routes(http::Router& router) {
              [this](http::Exchange& exchange) { return erase(exchange); });
   router.add("/admin/volumes", Match::kExact, {Verb::get},
              [this](http::Exchange& exchange) { return describe_volumes(exchange); });
-  router.add("/admin/add-volume", Match::kExact, {Verb::post},
+  router.add(std::string(internal::kRegisterPath), Match::kExact, {Verb::post},
              [this](http::Exchange& exchange) { return add_volume(exchange); });
   router.add(std::string(internal::kCommitPath), Match::kPrefix, {Verb::post},
              [this](http::Exchange& exchange) { return commit(exchange); });

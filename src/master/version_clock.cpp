@@ -29,6 +29,11 @@ std::uint64_t VersionClock::floor() const {
   return floor_;
 }
 
+std::uint64_t VersionClock::last_issued() const {
+  std::lock_guard lock(mutex_);
+  return last_;
+}
+
 void VersionClock::raised(std::uint64_t floor) {
   std::lock_guard lock(mutex_);
   floor_ = std::max(floor_, floor);

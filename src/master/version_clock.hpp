@@ -45,6 +45,10 @@ class VersionClock {
   // The stored floor: every version issued so far is below it.
   std::uint64_t floor() const;
 
+  // No version above this has been issued, by this clock or before a
+  // restart: a version above it is forged or corrupt.
+  std::uint64_t last_issued() const;
+
  private:
   VersionClock(IndexStore& store, Now now, std::uint64_t floor);
   boost::asio::awaitable<void> raise_in_background(std::uint64_t target);

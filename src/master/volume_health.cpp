@@ -7,26 +7,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <charconv>
 
 #include "common/http_client.hpp"
+#include "common/internal_api.hpp"
 
 namespace kalavara {
 namespace {
 
 namespace asio = boost::asio;
-
-// The number after "name": in a flat JSON object; 0 when absent.
-std::uint64_t json_number(std::string_view json, std::string_view name) {
-  const auto quoted = "\"" + std::string(name) + "\":";
-  auto at = json.find(quoted);
-  if (at == std::string_view::npos) return 0;
-  at += quoted.size();
-  while (at < json.size() && json[at] == ' ') ++at;
-  std::uint64_t value = 0;
-  std::from_chars(json.data() + at, json.data() + json.size(), value);
-  return value;
-}
 
 }  // namespace
 
@@ -89,11 +77,16 @@ asio::awaitable<void> VolumeHealth::check(std::string url) {
   if (!parsed) co_return;
   // Bounded by most of the interval, so that it is over before the next
   // round starts and every round checks every volume.
-  auto reply = co_await http::send_request(http::Verb::get, *parsed, "/stats", {},
-                                           options_.interval * 9 / 10);
-  const bool alive = reply && reply->status == 200;
-  record(url, alive, alive ? json_number(reply->body, "free_bytes") : 0,
-         alive ? json_number(reply->body, "files") : 0);
+  auto reply = co_await http::send_request(
+      http::Verb::get, *parsed, std::string(internal::kStatsPath), {}, options_.interval * 9 / 10);
+  // A volume is alive when it answers its stats; one that answers anything
+  // else is failing, whatever the status says.
+  std::optional<internal::VolumeStats> stats;
+  if (reply && reply->status == 200) {
+    if (auto parsed_stats = internal::parse_stats(reply->body)) stats = *parsed_stats;
+  }
+  const bool alive = stats.has_value();
+  record(url, alive, alive ? stats->free_bytes : 0, alive ? stats->files : 0);
   if (alive) on_alive_(url);
 }
 

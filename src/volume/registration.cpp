@@ -8,6 +8,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "common/http_client.hpp"
+#include "common/internal_api.hpp"
 
 namespace kalavara {
 
@@ -27,8 +28,9 @@ asio::awaitable<void> Registration::run() {
   auto backoff = std::chrono::milliseconds(100);
   constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
   while (!stopped_) {
-    auto reply = co_await http::send_request(http::Verb::post, master_, "/admin/add-volume",
-                                             self_.text, std::chrono::seconds(3));
+    auto reply =
+        co_await http::send_request(http::Verb::post, master_, std::string(internal::kRegisterPath),
+                                    self_.text, std::chrono::seconds(3));
     if (reply && reply->status == 200) {
       spdlog::info("registered with master {} as {}", master_.text, self_.text);
       co_return;

@@ -42,12 +42,13 @@ void VolumeService::add_routes(http::Router& router) {
   router.add(store, Match::kPrefix, {Verb::delete_},
              [this](http::Exchange& exchange) { return erase(exchange); });
   http::add_health_route(router);
-  router.add("/stats", Match::kExact, {Verb::get}, [this](http::Exchange&) -> Answer {
-    auto usage = store_.usage();
-    if (!usage) co_return http::error_response(usage.error());
-    co_return http::json_response("{\"free_bytes\": " + std::to_string(usage->free_bytes) +
-                                  ", \"files\": " + std::to_string(usage->files) + "}\n");
-  });
+  router.add(
+      std::string(internal::kStatsPath), Match::kExact, {Verb::get},
+      [this](http::Exchange&) -> Answer {
+        auto usage = store_.usage();
+        if (!usage) co_return http::error_response(usage.error());
+        co_return http::json_response(internal::stats_body({usage->free_bytes, usage->files}));
+      });
 }
 
 VolumeService::Answer VolumeService::put(http::Exchange& exchange) {

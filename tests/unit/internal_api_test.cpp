@@ -11,9 +11,7 @@ namespace {
 
 BaseUrl url(std::string_view text) { return parse_base_url(text).value(); }
 
-std::string query_of(const std::string& target) {
-  return std::string(split_target(target).query);
-}
+std::string query_of(const std::string& target) { return std::string(split_target(target).query); }
 
 CommitCall sample_commit() {
   CommitCall call;
@@ -51,9 +49,9 @@ TEST(WriteOrder, AReplicasCopyIsNeverCommitted) {
 }
 
 TEST(WriteOrder, RefusesMissingOrBadVersionsAndUrls) {
-  for (const auto* query : {"", "version=", "version=abc", "version=0", "version=-1",
-                            "version=1&master=ftp://x", "version=1&replicas=http://a:1,",
-                            "version=1&replicas=http://a:1,http://a:1"}) {
+  for (const auto* query :
+       {"", "version=", "version=abc", "version=0", "version=-1", "version=1&master=ftp://x",
+        "version=1&replicas=http://a:1,", "version=1&replicas=http://a:1,http://a:1"}) {
     const auto parsed = parse_write_order(query);
     ASSERT_FALSE(parsed.ok()) << query;
     EXPECT_EQ(parsed.error().code, Errc::kBadInput) << query;
@@ -139,6 +137,25 @@ TEST(ReadLocation, NamesTheVersion) {
   EXPECT_EQ(parse_read_version("version=5").value(), std::optional<std::uint64_t>{5});
   EXPECT_EQ(parse_read_version("").value(), std::nullopt);
   EXPECT_FALSE(parse_read_version("version=five").ok());
+}
+
+}  // namespace
+}  // namespace kalavara::internal
+
+namespace kalavara::internal {
+namespace {
+
+TEST(VolumeStats, RoundTripsAndRefusesAnythingElse) {
+  const VolumeStats stats{18'000'000'000'000'000'000ULL, 42};
+  EXPECT_EQ(parse_stats(stats_body(stats)).value(), stats);
+  EXPECT_EQ(parse_stats("{\"files\": 1, \"free_bytes\": 2, \"extra\": true}").value(),
+            (VolumeStats{2, 1}));
+  for (const auto* body : {"", "[]", "{\"files\": 1}", "{\"free_bytes\": -1, \"files\": 1}",
+                           "{\"free_bytes\": \"2\", \"files\": 1}", "<html>"}) {
+    const auto parsed = parse_stats(body);
+    ASSERT_FALSE(parsed.ok()) << body;
+    EXPECT_EQ(parsed.error().code, Errc::kPeerFailed) << body;
+  }
 }
 
 }  // namespace

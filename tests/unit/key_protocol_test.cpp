@@ -338,11 +338,13 @@ class KeyProtocolTest : public ::testing::Test {
 };
 
 TEST_F(KeyProtocolTest, AVersionThatWasNeverIssuedIsRefused) {
-  const auto refused = commit(call(store_.floor));
+  const auto issued = run(protocol_->issue_version()).value();
+  const auto refused = commit(call(issued + 1));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, Errc::kBadInput);
   EXPECT_TRUE(store_.records.empty());
   EXPECT_FALSE(commit(call(~0ULL)).ok());
+  EXPECT_TRUE(commit(call(issued)).ok());
 }
 
 TEST_F(KeyProtocolTest, ACommitThatArrivesAfterADeleteIsSuperseded) {
