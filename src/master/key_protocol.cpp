@@ -121,9 +121,13 @@ DeleteDecision decide_delete(const RecordRead& current, std::string_view key,
     return decision;
   }
   // Every volume that may hold a copy: the value's, and the replaced
-  // version's while its grace lasts (a delete means the bytes go now).
+  // version's while its grace may last (a delete means the bytes go now;
+  // after the grace the replaced version's own queued removal has them).
+  // The record's commit came at most the max upload time after its version.
   std::vector<std::string> volumes = record->volumes;
-  if (record->previous) {
+  const auto grace_end =
+      record->version + micros(settings.max_upload_time) + micros(settings.old_version_grace);
+  if (record->previous && now <= grace_end) {
     for (const auto& volume : record->previous->volumes) {
       if (std::find(volumes.begin(), volumes.end(), volume) == volumes.end()) {
         volumes.push_back(volume);

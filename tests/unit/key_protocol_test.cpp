@@ -244,6 +244,12 @@ TEST(DecideDelete, ATombstoneFencesTheKeyAndQueuesEveryCopysRemovalAtOnce) {
   EXPECT_EQ(d.removals, now);
   EXPECT_EQ(m.collect, (std::vector<PendingCollection>{{"k", kNow, kNow + 3'600'000'001}}));
   EXPECT_TRUE(m.durable);
+
+  // Long after the grace, the replaced version's own queued removal has it.
+  const auto late = kNow + 3'700'000'000;
+  const auto later = decide_delete(read_of(record), "k", "", late, late, settings());
+  ASSERT_TRUE(later.status.ok());
+  EXPECT_EQ(later.mutation.record->volumes, (std::vector<std::string>{kA, kB}));
 }
 
 TEST(DecideDelete, TheTombstoneMustBeAboveTheRecord) {
