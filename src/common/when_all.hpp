@@ -2,11 +2,12 @@
 // every replica, say), so the slowest, not the sum, sets the pace.
 #pragma once
 
-#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -17,35 +18,49 @@
 namespace kalavara {
 
 // Runs every task concurrently on the caller's executor and returns their
-// results, in the tasks' order, once all are done. The executor must run
-// one thing at a time (an io_context run by one thread, or a strand). The
-// tasks must not throw.
+// results, in the tasks' order, once all are done. One task is simply
+// awaited. The executor must run one thing at a time (an io_context run by
+// one thread, or a strand). The tasks must not throw.
 template <class T>
 boost::asio::awaitable<std::vector<T>> when_all(std::vector<boost::asio::awaitable<T>> tasks) {
   namespace asio = boost::asio;
+  std::vector<T> results;
+  results.reserve(tasks.size());
+  if (tasks.size() == 1) {
+    results.push_back(co_await std::move(tasks.front()));
+    co_return results;
+  }
   struct Shared {
-    explicit Shared(const asio::any_io_executor& executor, std::size_t n)
-        : results(n), left(n), all_done(executor, asio::steady_timer::time_point::max()) {}
+    asio::any_io_executor executor;
     std::vector<std::optional<T>> results;
-    std::size_t left;
-    asio::steady_timer all_done;  // cancelled by the last task to finish
+    std::size_t left = 0;
+    // The waiting coroutine, resumed by the last task to finish.
+    std::optional<asio::any_completion_handler<void()>> waiter;
   };
   const auto executor = co_await asio::this_coro::executor;
-  auto shared = std::make_shared<Shared>(executor, tasks.size());
+  auto shared = std::make_shared<Shared>();
+  shared->executor = executor;
+  shared->results.resize(tasks.size());
+  shared->left = tasks.size();
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     auto run = [](std::shared_ptr<Shared> state, std::size_t index,
                   asio::awaitable<T> task) -> asio::awaitable<void> {
       state->results[index].emplace(co_await std::move(task));
-      if (--state->left == 0) state->all_done.cancel();
+      if (--state->left == 0 && state->waiter) {
+        auto waiter = std::move(*state->waiter);
+        state->waiter.reset();
+        asio::post(state->executor, std::move(waiter));
+      }
     };
     asio::co_spawn(executor, run(shared, i, std::move(tasks[i])), asio::detached);
   }
   // A task that never suspends may have finished already; the others can
-  // only finish once this coroutine suspends, so `left` cannot reach zero
-  // between this check and the wait.
-  if (shared->left > 0) co_await shared->all_done.async_wait(asio::as_tuple(asio::use_awaitable));
-  std::vector<T> results;
-  results.reserve(shared->results.size());
+  // only finish once this coroutine suspends, after it has left its handler.
+  if (shared->left > 0) {
+    co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+        [&shared](auto handler) { shared->waiter.emplace(std::move(handler)); },
+        asio::use_awaitable);
+  }
   for (auto& result : shared->results) results.push_back(std::move(*result));
   co_return results;
 }

@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
 
   // Synced index writes wait on the blocking pool, not on an io thread;
   // concurrent ones are group-committed by RocksDB.
-  ServerRuntime runtime(threads, 16);
+  ServerRuntime runtime(threads, 8);
   auto store = RocksDbIndexStore::open(data_dir, cache_mib * 1024 * 1024, runtime.blocking());
   if (!store) {
     spdlog::critical("{}", store.error().message);

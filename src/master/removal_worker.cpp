@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/internal_api.hpp"
@@ -71,8 +72,17 @@ asio::awaitable<void> RemovalWorker::remove_now(std::vector<PendingRemoval> remo
                                                 const VolumeHealth& health) {
   std::erase_if(removals, [&](const PendingRemoval& r) { return !health.is_up(r.volume); });
   if (removals.empty()) co_return;
-  const auto outcome = co_await carry_out(std::move(removals));
-  co_await report(outcome.done);
+  auto outcome = co_await carry_out(std::move(removals));
+  if (outcome.done.empty()) co_return;
+  // The copies are gone: the caller may answer now. Recording that is
+  // bookkeeping (lost, a removal is only carried out again), so it does not
+  // hold the answer up.
+  auto report_owned = [](RemovalWorker& worker,
+                         std::vector<PendingRemoval> done) -> asio::awaitable<void> {
+    co_await worker.report(done);
+  };
+  asio::co_spawn(co_await asio::this_coro::executor, report_owned(*this, std::move(outcome.done)),
+                 asio::detached);
 }
 
 void RemovalWorker::volume_alive(const std::string& volume, const asio::any_io_executor& executor) {

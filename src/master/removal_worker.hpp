@@ -30,7 +30,8 @@ class RemovalWorker {
   explicit RemovalWorker(KeyProtocol& protocol);
 
   // Carries out `removals` now, in parallel, on the volumes that `health`
-  // reports up, and reports those done. Returns once each was tried.
+  // reports up. Returns once each was tried; those done are reported to the
+  // protocol in the background.
   boost::asio::awaitable<void> remove_now(std::vector<PendingRemoval> removals,
                                           const VolumeHealth& health);
 

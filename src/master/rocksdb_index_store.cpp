@@ -197,6 +197,29 @@ Status RocksDbIndexStore::put_batch(
   return {};
 }
 
+RocksDbIndexStore::QueueFloor& RocksDbIndexStore::floor_of(const std::string& queue) {
+  return queue_floors_[queue];
+}
+
+void RocksDbIndexStore::lower_queue_floor(const std::string& queue, std::uint64_t time) {
+  std::lock_guard lock(queue_floors_mutex_);
+  auto& floor = floor_of(queue);
+  floor.time = std::min(floor.time, time);
+  ++floor.generation;
+}
+
+RocksDbIndexStore::QueueFloor RocksDbIndexStore::queue_floor(const std::string& queue) {
+  std::lock_guard lock(queue_floors_mutex_);
+  return floor_of(queue);
+}
+
+void RocksDbIndexStore::raise_queue_floor(const std::string& queue, const QueueFloor& seen,
+                                          std::uint64_t time) {
+  std::lock_guard lock(queue_floors_mutex_);
+  auto& floor = floor_of(queue);
+  if (floor.generation == seen.generation) floor.time = std::max(floor.time, time);
+}
+
 std::mutex& RocksDbIndexStore::stripe_of(std::string_view key) {
   return stripes_[std::hash<std::string_view>{}(key) % stripes_.size()];
 }
@@ -274,6 +297,14 @@ Result<bool> RocksDbIndexStore::apply_blocking(const KeyMutation& mutation) {
   }
   if (!status.ok()) return storage_error("batch", status);
   if (batch.Count() == 0) return true;
+  // Before the entries can be seen: a scan that started above them must not
+  // raise its queue's floor past them.
+  for (const auto& removal : mutation.queue) {
+    lower_queue_floor(removal_prefix(removal.volume), removal.not_before);
+  }
+  for (const auto& collection : mutation.collect) {
+    lower_queue_floor(std::string(1, kCollectionPrefix), collection.not_before);
+  }
 
   std::unique_lock<std::mutex> floor_lock;
   if (mutation.raise_absent_floor > absent_floor_.load()) {
@@ -331,7 +362,13 @@ IndexStore::Async<std::vector<PendingRemoval>> RocksDbIndexStore::due_removals(
   co_await run_blocking(blocking_, [&] {
     std::vector<PendingRemoval> due;
     const auto prefix = removal_prefix(volume);
-    const auto start = after ? removal_key(*after) : prefix;
+    const auto floor = queue_floor(prefix);
+    std::string start = prefix;
+    if (after) {
+      start = removal_key(*after);
+    } else {
+      append_u64(start, floor.time);
+    }
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
     it->Seek(start);
     if (after && it->Valid() && it->key() == start) it->Next();
@@ -345,9 +382,11 @@ IndexStore::Async<std::vector<PendingRemoval>> RocksDbIndexStore::due_removals(
     }
     if (!it->status().ok()) {
       result = storage_error("removal queue scan", it->status());
-    } else {
-      result = std::move(due);
+      return;
     }
+    // Nothing live before the first entry found, or before `now` if none.
+    if (!after) raise_queue_floor(prefix, floor, due.empty() ? now : due.front().not_before);
+    result = std::move(due);
   });
   co_return result;
 }
@@ -358,8 +397,11 @@ IndexStore::Async<std::vector<PendingCollection>> RocksDbIndexStore::due_collect
   co_await run_blocking(blocking_, [&] {
     std::vector<PendingCollection> due;
     const std::string prefix(1, kCollectionPrefix);
+    const auto floor = queue_floor(prefix);
+    auto start = prefix;
+    append_u64(start, floor.time);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && due.size() < limit;
+    for (it->Seek(start); it->Valid() && it->key().starts_with(prefix) && due.size() < limit;
          it->Next()) {
       const auto rest = it->key().ToStringView().substr(1);
       if (rest.size() < 8) continue;
@@ -370,9 +412,10 @@ IndexStore::Async<std::vector<PendingCollection>> RocksDbIndexStore::due_collect
     }
     if (!it->status().ok()) {
       result = storage_error("collection queue scan", it->status());
-    } else {
-      result = std::move(due);
+      return;
     }
+    raise_queue_floor(prefix, floor, due.empty() ? now : due.front().not_before);
+    result = std::move(due);
   });
   co_return result;
 }

@@ -130,6 +130,43 @@ TEST_F(RocksDbIndexStoreTest, DueRemovalsComeInTimeOrderPerVolumeFromACursor) {
   EXPECT_EQ(rest[1].key, "late");
 }
 
+TEST_F(RocksDbIndexStoreTest, AScanFindsAnEntryQueuedBelowWhereTheLastScanEnded) {
+  // Scans start past what earlier scans found cleared; an entry queued
+  // later with an earlier time must still be found.
+  const PendingRemoval first{"http://a:1", "k1", 1, 100};
+  KeyMutation m;
+  m.key = "k1";
+  m.queue = {first};
+  ASSERT_TRUE(apply(m));
+  ASSERT_EQ(run(store_->due_removals("http://a:1", 1000, 10, std::nullopt)).value().size(), 1U);
+  m.queue.clear();
+  m.cleared = {first};
+  ASSERT_TRUE(apply(m));
+  ASSERT_TRUE(run(store_->due_removals("http://a:1", 1000, 10, std::nullopt)).value().empty());
+  const PendingRemoval older{"http://a:1", "k2", 1, 50};
+  KeyMutation late;
+  late.key = "k2";
+  late.queue = {older};
+  ASSERT_TRUE(apply(late));
+  EXPECT_EQ(run(store_->due_removals("http://a:1", 1000, 10, std::nullopt)).value(),
+            std::vector<PendingRemoval>{older});
+
+  KeyMutation collect;
+  collect.key = "c";
+  collect.collect = {{"c", 1, 500}};
+  ASSERT_TRUE(apply(collect));
+  ASSERT_TRUE(run(store_->due_collections(1000, 10)).value().size() == 1);
+  collect.collect.clear();
+  collect.collected = {{"c", 1, 500}};
+  ASSERT_TRUE(apply(collect));
+  ASSERT_TRUE(run(store_->due_collections(1000, 10)).value().empty());
+  KeyMutation earlier;
+  earlier.key = "d";
+  earlier.collect = {{"d", 1, 20}};
+  ASSERT_TRUE(apply(earlier));
+  EXPECT_EQ(run(store_->due_collections(1000, 10)).value().size(), 1U);
+}
+
 TEST_F(RocksDbIndexStoreTest, CollectionsComeInTimeOrder) {
   KeyMutation m;
   m.key = "x";
