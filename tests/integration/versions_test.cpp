@@ -77,7 +77,7 @@ TEST(Versions, TheHigherVersionWinsWhateverOrderUploadsFinishIn) {
       << cluster.blob_count() << " blob files";
 }
 
-TEST(Versions, ACommitTheMasterNeverAnswersLeavesTheOldValueAndNoFile) {
+TEST(Versions, AMasterThatIsDownAtCommitLeavesTheOldValueAndNoFile) {
   TempDir tmp;
   Cluster cluster(tmp);
   ASSERT_TRUE(cluster.start(1));
