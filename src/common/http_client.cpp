@@ -26,9 +26,9 @@ namespace {
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
-// Answers between daemons are short text; anything larger is a bug or a peer
+// The answer to an upload is short text; anything larger is a bug or a peer
 // that is not a kalavara daemon.
-constexpr std::uint64_t kMaxResponseBody = 1024 * 1024;
+constexpr std::uint64_t kMaxUploadAnswer = kDefaultMaxResponseBody;
 
 // A kept-alive connection idle longer than this is closed rather than
 // reused: well inside the server's own idle timeout, so the server is not
@@ -139,7 +139,8 @@ asio::awaitable<Status> connect_to(beast::tcp_stream& stream, const BaseUrl& ser
 
 asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl& server,
                                                      std::string target, std::string body,
-                                                     std::chrono::milliseconds timeout) {
+                                                     std::chrono::milliseconds timeout,
+                                                     std::uint64_t max_response_body) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   const auto executor = co_await asio::this_coro::executor;
   auto& idle = IdleConnections::of(executor);
@@ -178,7 +179,7 @@ asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl&
 
     beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(kMaxResponseBody);
+    parser.body_limit(max_response_body);
     stream.expires_at(deadline);
     auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, kAwait);
     if (read_ec) {
@@ -243,7 +244,7 @@ asio::awaitable<Status> UploadStream::write(std::span<const char> bytes) {
 asio::awaitable<Result<ClientResponse>> UploadStream::finish() {
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(kMaxResponseBody);
+  parser.body_limit(kMaxUploadAnswer);
   impl_->stream.expires_after(impl_->io_timeout);
   auto [ec, read] = co_await bhttp::async_read(impl_->stream, buffer, parser, kAwait);
   // The whole body went out: the server may have stored it.

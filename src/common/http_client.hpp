@@ -41,9 +41,14 @@ struct ClientResponse {
 // on it. If the first attempt had been written in full, a retry that fails
 // in any way (even to connect) is kNoAnswer, since the server may have
 // acted on the first; a retry that gets an answer returns that answer.
+// Answers between daemons are short, but for listings: an answer whose body
+// is larger than `max_response_body` fails as one that never came whole
+// (kNoAnswer).
+inline constexpr std::uint64_t kDefaultMaxResponseBody = 1024 * 1024;
 asio::awaitable<Result<ClientResponse>> send_request(
     Verb method, const BaseUrl& server, std::string target, std::string body,
-    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    std::chrono::milliseconds timeout = std::chrono::seconds(10),
+    std::uint64_t max_response_body = kDefaultMaxResponseBody);
 
 // A request whose body is sent piece by piece as it becomes available: a
 // volume forwarding an upload to a replica while it receives it. Not

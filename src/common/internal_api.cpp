@@ -256,6 +256,197 @@ Result<VolumeStats> parse_stats(std::string_view body) {
   return VolumeStats{*free_bytes, *files};
 }
 
+std::string blobs_target(std::string_view after, std::size_t limit) {
+  std::string target(kBlobsPath);
+  if (!after.empty()) append_param(target, "after", after);
+  append_param(target, "limit", std::to_string(limit));
+  return target;
+}
+
+std::string blob_entry_line(const BlobEntry& entry) {
+  boost::json::object object;
+  object["name"] = entry.name;
+  object["key"] = percent_encode_component(entry.key);
+  object["version"] = entry.version;
+  object["size"] = entry.size;
+  object["checksum"] = entry.checksum;
+  object["mtime"] = entry.mtime;
+  object["marker"] = entry.marker;
+  return boost::json::serialize(object) + "\n";
+}
+
+std::string blob_page_end_line(std::string_view next) {
+  boost::json::object object;
+  object["next"] = next;
+  return boost::json::serialize(object) + "\n";
+}
+
+namespace {
+
+std::optional<std::uint64_t> json_u64(const boost::json::object& object, std::string_view name) {
+  const auto* field = object.if_contains(name);
+  if (field == nullptr) return std::nullopt;
+  if (const auto* u = field->if_uint64()) return *u;
+  if (const auto* i = field->if_int64(); i != nullptr && *i >= 0) {
+    return static_cast<std::uint64_t>(*i);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> json_string(const boost::json::object& object, std::string_view name) {
+  const auto* field = object.if_contains(name);
+  if (field == nullptr || !field->is_string()) return std::nullopt;
+  return std::string(field->get_string());
+}
+
+Result<BlobEntry> parse_blob_entry(const boost::json::object& object) {
+  BlobEntry entry;
+  const auto name = json_string(object, "name");
+  const auto key = json_string(object, "key");
+  const auto version = json_u64(object, "version");
+  const auto size = json_u64(object, "size");
+  const auto checksum = json_string(object, "checksum");
+  const auto mtime = json_u64(object, "mtime");
+  const auto* marker = object.if_contains("marker");
+  if (!name || !key || !version || !size || !checksum || !mtime || marker == nullptr ||
+      !marker->is_bool()) {
+    return Error{Errc::kPeerFailed, "a listing line lacks a field"};
+  }
+  auto decoded = percent_decode(*key);
+  if (!decoded) return Error{Errc::kPeerFailed, "a listing line's key is not percent-encoded"};
+  entry.name = *name;
+  entry.key = std::move(decoded).value();
+  entry.version = *version;
+  entry.size = *size;
+  entry.checksum = *checksum;
+  entry.mtime = *mtime;
+  entry.marker = marker->get_bool();
+  return entry;
+}
+
+}  // namespace
+
+Result<BlobPage> parse_blob_page(std::string_view body) {
+  BlobPage page;
+  bool ended = false;
+  while (!body.empty()) {
+    const auto newline = body.find('\n');
+    if (newline == std::string_view::npos) break;
+    const auto line = body.substr(0, newline);
+    body.remove_prefix(newline + 1);
+    if (ended) return Error{Errc::kPeerFailed, "a listing goes on past its last line"};
+    boost::system::error_code ec;
+    const auto value = boost::json::parse(line, ec);
+    const auto* object = ec ? nullptr : value.if_object();
+    if (object == nullptr) return Error{Errc::kPeerFailed, "a listing line is not a JSON object"};
+    if (object->contains("next")) {
+      const auto next = json_string(*object, "next");
+      if (!next) return Error{Errc::kPeerFailed, "a listing's next is not a string"};
+      page.next = *next;
+      ended = true;
+      continue;
+    }
+    auto entry = parse_blob_entry(*object);
+    if (!entry) return entry.error();
+    page.entries.push_back(std::move(entry).value());
+  }
+  if (!ended || !body.empty()) {
+    return Error{Errc::kPeerFailed, "a listing ended without its last line"};
+  }
+  return page;
+}
+
+namespace {
+
+std::string admin_key_target(std::string_view path, std::string_view key, std::uint64_t version) {
+  std::string target(path);
+  target += encode_key_path(key);
+  append_param(target, kVersion, std::to_string(version));
+  return target;
+}
+
+}  // namespace
+
+std::string verify_target(std::string_view key, std::uint64_t version) {
+  return admin_key_target(kVerifyPath, key, version);
+}
+
+std::string copy_target(const CopyCall& call) {
+  auto target = admin_key_target(kCopyPath, call.key, call.version);
+  append_param(target, "from", call.from.text);
+  return target;
+}
+
+Result<CopyCall> parse_copy(std::string key, std::string_view query) {
+  auto version = version_param(query, kVersion);
+  if (!version) return version.error();
+  if (!*version) return bad("a copy needs version=");
+  const auto from = query_param(query, "from");
+  if (!from) return bad("a copy needs from=, the volume to copy from");
+  auto url = parse_base_url(*from);
+  if (!url) return bad("from=: " + url.error().message);
+  return CopyCall{std::move(key), **version, std::move(url).value()};
+}
+
+std::string marker_target(std::string_view key, std::uint64_t version) {
+  return admin_key_target(kMarkerPath, key, version);
+}
+
+namespace {
+
+// The error for an answer other than the expected ones.
+Error unexpected(const BaseUrl& volume, std::string_view what, unsigned status, std::string body) {
+  const auto reason = trimmed_body(std::move(body));
+  if (status == 404) return Error{Errc::kNotFound, reason};
+  if (status == 409) return Error{Errc::kConflict, reason};
+  return Error{Errc::kPeerFailed, "volume " + volume.text + " answered " + std::to_string(status) +
+                                      " to " + std::string(what) + ": " + reason};
+}
+
+}  // namespace
+
+boost::asio::awaitable<Result<BlobPage>> list_blobs(const BaseUrl& volume, std::string_view after,
+                                                    std::size_t limit) {
+  // A page's lines are a few hundred bytes at most (a key is up to 1024
+  // bytes, three times that percent-encoded).
+  const std::uint64_t max_body = (limit + 1) * 4096;
+  auto reply = co_await http::send_request(http::Verb::get, volume, blobs_target(after, limit), {},
+                                           std::chrono::seconds(30), max_body);
+  if (!reply) co_return reply.error();
+  if (reply->status != 200) {
+    co_return unexpected(volume, "a listing", reply->status, std::move(reply->body));
+  }
+  co_return parse_blob_page(reply->body);
+}
+
+boost::asio::awaitable<Status> send_verify(const BaseUrl& volume, std::string_view key,
+                                           std::uint64_t version) {
+  // Re-reading a large copy takes as long as the disk does.
+  auto reply = co_await http::send_request(http::Verb::post, volume, verify_target(key, version),
+                                           {}, std::chrono::minutes(30));
+  if (!reply) co_return reply.error();
+  if (reply->status == 200) co_return Status{};
+  co_return unexpected(volume, "a verify", reply->status, std::move(reply->body));
+}
+
+boost::asio::awaitable<Result<std::string>> send_copy(const BaseUrl& to, const CopyCall& call) {
+  // The copy streams the whole value volume to volume before it answers.
+  auto reply = co_await http::send_request(http::Verb::post, to, copy_target(call), {},
+                                           std::chrono::hours(1));
+  if (!reply) co_return reply.error();
+  if (reply->status == 200 || reply->status == 201) co_return std::move(reply->etag);
+  co_return unexpected(to, "a copy", reply->status, std::move(reply->body));
+}
+
+boost::asio::awaitable<Status> send_marker(const BaseUrl& volume, std::string_view key,
+                                           std::uint64_t version) {
+  auto reply =
+      co_await http::send_request(http::Verb::put, volume, marker_target(key, version), {});
+  if (!reply) co_return reply.error();
+  if (reply->status == 201) co_return Status{};
+  co_return unexpected(volume, "a marker", reply->status, std::move(reply->body));
+}
+
 boost::asio::awaitable<Result<CommitAnswer>> send_commit(const BaseUrl& master,
                                                          const CommitCall& call) {
   auto reply = co_await http::send_request(http::Verb::post, master, commit_target(call), {});

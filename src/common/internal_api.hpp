@@ -14,6 +14,11 @@
 //                 DELETE /store/<key>?version=V  (exactly V: an uncommitted copy)
 //   registration  a volume to the master: POST /admin/add-volume, body: its base URL
 //   stats         the master's health check of a volume: GET /stats → JSON
+//   maintenance   the master (and rebuild) to a volume:
+//                 GET  /admin/blobs?after=NAME&limit=N   what it holds, a page (NDJSON)
+//                 POST /admin/verify/<key>?version=V     re-read a copy against its checksum
+//                 POST /admin/copy/<key>?version=V&from=URL   pull a copy from another volume
+//                 PUT  /admin/marker/<key>?version=T     leave a delete marker
 //
 // Building and parsing are pure and thread-safe; the send_* calls at the end
 // are the client side, over common/http_client.
@@ -124,6 +129,90 @@ struct VolumeStats {
 std::string stats_body(const VolumeStats& stats);
 // Fails with kPeerFailed when `body` is not such a JSON object.
 Result<VolumeStats> parse_stats(std::string_view body);
+
+// ---------------------------------------------------------------------------
+// Maintenance: what volumes hold, copies between them, delete markers.
+
+// One file a volume holds, as its listing reports it.
+struct BlobEntry {
+  // "<sha256 hex>.<16 hex digits of the version>": names the file, orders
+  // the listing, and is its cursor.
+  std::string name;
+  std::string key;
+  std::uint64_t version = 0;
+  std::uint64_t size = 0;   // value bytes; 0 for a marker
+  std::string checksum;     // 32 hex digits; empty for a marker or a format-1 value
+  std::uint64_t mtime = 0;  // the file's modification time, seconds since the epoch
+  // A delete marker: the key was deleted by the delete `version`, and copies
+  // at or below it elsewhere are stale (see docs/architecture.md, rebuild).
+  bool marker = false;
+  bool operator==(const BlobEntry&) const = default;
+};
+
+inline constexpr std::string_view kBlobsPath = "/admin/blobs";
+inline constexpr std::size_t kDefaultBlobPage = 1000;
+inline constexpr std::size_t kMaxBlobPage = 10000;
+
+// A page of a volume's listing, in name order.
+struct BlobPage {
+  std::vector<BlobEntry> entries;
+  std::string next;  // pass as after= for the following page; empty at the end
+};
+
+// "/admin/blobs?after=NAME&limit=N" (after= omitted when empty).
+std::string blobs_target(std::string_view after, std::size_t limit);
+
+// The listing's body is NDJSON (application/x-ndjson): one line per entry,
+//   {"name":"...","key":"<percent-encoded, lossless>","version":V,"size":N,
+//    "checksum":"...","mtime":S,"marker":false}
+// then one last line {"next":"NAME"} ("" at the end).
+std::string blob_entry_line(const BlobEntry& entry);
+std::string blob_page_end_line(std::string_view next);
+// Fails with kPeerFailed unless `body` is such a page, last line included.
+Result<BlobPage> parse_blob_page(std::string_view body);
+
+inline constexpr std::string_view kVerifyPath = "/admin/verify/";
+inline constexpr std::string_view kCopyPath = "/admin/copy/";
+inline constexpr std::string_view kMarkerPath = "/admin/marker/";
+
+// "/admin/verify/<key>?version=V": the volume re-reads its copy of `version`
+// and checks it against the checksum in its header. Answers 200 when it
+// matches; 409 when it does not (the copy is then quarantined: never served
+// or listed again); 404 when the volume holds no such copy.
+std::string verify_target(std::string_view key, std::uint64_t version);
+
+// A volume's pull of a copy from another volume (rebalance, repair).
+struct CopyCall {
+  std::string key;
+  std::uint64_t version = 0;
+  BaseUrl from;
+};
+// "/admin/copy/<key>?version=V&from=URL". Answers 201 with the ETag once
+// the copy is durable and its checksum checked against the source's; 200
+// (with the ETag) when this volume already holds that version with the same
+// checksum; 409 when it holds another value under that version; 404 when
+// the source has no such version; 502 when the source failed.
+std::string copy_target(const CopyCall& call);
+// Reads the version and source from a copy's query (the key comes from the
+// path). Fails with kBadInput naming the parameter.
+Result<CopyCall> parse_copy(std::string key, std::string_view query);
+
+// "/admin/marker/<key>?version=T": leave a durable delete marker for `key`
+// at the delete's version T (201), so that a rebuild of a lost index sees
+// the delete. Removed like a version: by a removal up to T or beyond.
+std::string marker_target(std::string_view key, std::uint64_t version);
+
+// The client side of the calls above. Errors: kNotFound (404), kConflict
+// (409: for a verify, the copy is corrupt), kPeerFailed (any other answer),
+// kUnavailable / kNoAnswer from the transport.
+boost::asio::awaitable<Result<BlobPage>> list_blobs(const BaseUrl& volume, std::string_view after,
+                                                    std::size_t limit);
+boost::asio::awaitable<Status> send_verify(const BaseUrl& volume, std::string_view key,
+                                           std::uint64_t version);
+// The copy's ETag.
+boost::asio::awaitable<Result<std::string>> send_copy(const BaseUrl& to, const CopyCall& call);
+boost::asio::awaitable<Status> send_marker(const BaseUrl& volume, std::string_view key,
+                                           std::uint64_t version);
 
 // Sends a commit to `master`. The answer, or:
 //   kPreconditionFailed  a condition failed (412);

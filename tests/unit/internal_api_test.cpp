@@ -160,3 +160,54 @@ TEST(VolumeStats, RoundTripsAndRefusesAnythingElse) {
 
 }  // namespace
 }  // namespace kalavara::internal
+
+namespace kalavara::internal {
+namespace {
+
+TEST(BlobPage, RoundTripsEveryKeyByteForByte) {
+  std::string binary;
+  for (int c = 1; c < 256; ++c) binary.push_back(static_cast<char>(c));
+  const std::vector<BlobEntry> entries = {
+      {"00ab.0000000000000001", "a/b c", 1, 5, std::string(32, 'f'), 1'700'000'000, false},
+      {"00ac.00000000000000ff", binary, 255, 0, "", 1'700'000'001, true},
+      {"00ad.0000000000000002", "caf\xc3\xa9 \xe9", 2, 1ULL << 40, std::string(32, '0'), 0, false},
+  };
+  std::string body;
+  for (const auto& entry : entries) body += blob_entry_line(entry);
+  body += blob_page_end_line("00ad.0000000000000002");
+  const auto page = parse_blob_page(body);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  EXPECT_EQ(page->entries, entries);
+  EXPECT_EQ(page->next, "00ad.0000000000000002");
+  const auto last = parse_blob_page(blob_page_end_line(""));
+  ASSERT_TRUE(last.ok());
+  EXPECT_TRUE(last->entries.empty());
+  EXPECT_EQ(last->next, "");
+}
+
+TEST(BlobPage, RefusesTruncatedOrForeignBodies) {
+  const BlobEntry entry{"00ab.0000000000000001", "k", 1, 5, std::string(32, 'f'), 1, false};
+  const auto line = blob_entry_line(entry);
+  for (const auto& body : {line, line + "{\"next\":\"\"}", std::string("<html>\n"),
+                           line + blob_page_end_line("") + line,
+                           std::string("{\"name\":\"x\"}\n") + blob_page_end_line("")}) {
+    const auto page = parse_blob_page(body);
+    ASSERT_FALSE(page.ok()) << body;
+    EXPECT_EQ(page.error().code, Errc::kPeerFailed) << body;
+  }
+}
+
+TEST(CopyCall, RoundTripsAndNeedsBothParameters) {
+  const CopyCall call{"k/1", 9, parse_base_url("http://a:1").value()};
+  const auto target = copy_target(call);
+  const auto parsed = parse_copy("k/1", split_target(target).query);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->version, 9U);
+  EXPECT_EQ(parsed->from, call.from);
+  EXPECT_FALSE(parse_copy("k", "version=9").ok());
+  EXPECT_FALSE(parse_copy("k", "from=http%3A%2F%2Fa%3A1").ok());
+  EXPECT_FALSE(parse_copy("k", "version=9&from=nope").ok());
+}
+
+}  // namespace
+}  // namespace kalavara::internal
