@@ -61,7 +61,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (const auto& url : volumes) {
-    if (auto status = kalavara::run_to_completion(io, (*store)->add_volume(url)); !status) {
+    if (auto status = kalavara::run_to_completion(
+            io, (*store)->put_volume({url, kalavara::VolumeState::kActive}));
+        !status) {
       std::fprintf(stderr, "kalavara-index-loader: %s\n", status.error().message.c_str());
       return 1;
     }

@@ -259,7 +259,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         co_return Error{Errc::kBadInput, "request body broken off: " + ec.message()};
       }
       if (got > 0) {
-        auto status = co_await sink({chunk_.get(), got});
+        const std::span<const char> piece{chunk_.get(), got};
+        auto status = co_await sink(piece);
         if (!status) co_return status;
       }
     }

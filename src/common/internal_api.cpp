@@ -410,8 +410,8 @@ boost::asio::awaitable<Result<BlobPage>> list_blobs(const BaseUrl& volume, std::
   // A page's lines are a few hundred bytes at most (a key is up to 1024
   // bytes, three times that percent-encoded).
   const std::uint64_t max_body = (limit + 1) * 4096;
-  auto reply = co_await http::send_request(http::Verb::get, volume, blobs_target(after, limit), {},
-                                           std::chrono::seconds(30), max_body);
+  auto reply = co_await http::send_request(http::Verb::get, volume, blobs_target(after, limit),
+                                           std::string(), std::chrono::seconds(30), max_body);
   if (!reply) co_return reply.error();
   if (reply->status != 200) {
     co_return unexpected(volume, "a listing", reply->status, std::move(reply->body));
@@ -423,7 +423,7 @@ boost::asio::awaitable<Status> send_verify(const BaseUrl& volume, std::string_vi
                                            std::uint64_t version) {
   // Re-reading a large copy takes as long as the disk does.
   auto reply = co_await http::send_request(http::Verb::post, volume, verify_target(key, version),
-                                           {}, std::chrono::minutes(30));
+                                           std::string(), std::chrono::minutes(30));
   if (!reply) co_return reply.error();
   if (reply->status == 200) co_return Status{};
   co_return unexpected(volume, "a verify", reply->status, std::move(reply->body));
@@ -431,7 +431,7 @@ boost::asio::awaitable<Status> send_verify(const BaseUrl& volume, std::string_vi
 
 boost::asio::awaitable<Result<std::string>> send_copy(const BaseUrl& to, const CopyCall& call) {
   // The copy streams the whole value volume to volume before it answers.
-  auto reply = co_await http::send_request(http::Verb::post, to, copy_target(call), {},
+  auto reply = co_await http::send_request(http::Verb::post, to, copy_target(call), std::string(),
                                            std::chrono::hours(1));
   if (!reply) co_return reply.error();
   if (reply->status == 200 || reply->status == 201) co_return std::move(reply->etag);
@@ -440,8 +440,8 @@ boost::asio::awaitable<Result<std::string>> send_copy(const BaseUrl& to, const C
 
 boost::asio::awaitable<Status> send_marker(const BaseUrl& volume, std::string_view key,
                                            std::uint64_t version) {
-  auto reply =
-      co_await http::send_request(http::Verb::put, volume, marker_target(key, version), {});
+  auto reply = co_await http::send_request(http::Verb::put, volume, marker_target(key, version),
+                                           std::string());
   if (!reply) co_return reply.error();
   if (reply->status == 201) co_return Status{};
   co_return unexpected(volume, "a marker", reply->status, std::move(reply->body));
@@ -449,7 +449,8 @@ boost::asio::awaitable<Status> send_marker(const BaseUrl& volume, std::string_vi
 
 boost::asio::awaitable<Result<CommitAnswer>> send_commit(const BaseUrl& master,
                                                          const CommitCall& call) {
-  auto reply = co_await http::send_request(http::Verb::post, master, commit_target(call), {});
+  auto reply =
+      co_await http::send_request(http::Verb::post, master, commit_target(call), std::string());
   if (!reply) co_return reply.error();
   const auto body = trimmed_body(std::move(reply->body));
   if (reply->status == 200) {
@@ -468,7 +469,8 @@ boost::asio::awaitable<Result<CommitAnswer>> send_commit(const BaseUrl& master,
 }
 
 boost::asio::awaitable<Status> send_removal(const BaseUrl& volume, const RemovalCall& call) {
-  auto reply = co_await http::send_request(http::Verb::delete_, volume, removal_target(call), {});
+  auto reply =
+      co_await http::send_request(http::Verb::delete_, volume, removal_target(call), std::string());
   if (!reply) co_return reply.error();
   if (reply->status == 204 || reply->status == 404) co_return Status{};
   co_return Error{Errc::kPeerFailed, "volume " + volume.text + " answered " +

@@ -83,6 +83,21 @@ struct KeyMutation {
   bool durable = true;
 };
 
+// A registered volume. A draining one gets no new writes while a retire job
+// moves what it holds elsewhere; then it is forgotten.
+enum class VolumeState : std::uint8_t { kActive, kDraining };
+struct RegisteredVolume {
+  std::string url;  // canonical base URL
+  VolumeState state = VolumeState::kActive;
+  bool operator==(const RegisteredVolume&) const = default;
+};
+
+// A key and its record, as a scan of the whole index returns them.
+struct KeyRecord {
+  std::string key;
+  IndexRecord record;
+};
+
 // One page of a key listing.
 struct KeyPage {
   std::vector<std::string> keys;
@@ -123,11 +138,26 @@ class IndexStore {
   virtual Async<std::vector<PendingCollection>> due_collections(std::uint64_t now,
                                                                 std::size_t limit) = 0;
 
-  // The registered volumes' canonical base URLs, in no particular order.
-  virtual Async<std::vector<std::string>> volumes() = 0;
+  // Up to `limit` records (committed and tombstones) of the keys after
+  // `after` (from the first key when empty), in key order: maintenance jobs
+  // page through the whole index with it.
+  virtual Async<std::vector<KeyRecord>> scan(std::string_view after, std::size_t limit) = 0;
 
-  // Registers a volume durably; registering a known one succeeds.
-  virtual boost::asio::awaitable<Status> add_volume(std::string_view url) = 0;
+  // The registered volumes, in no particular order.
+  virtual Async<std::vector<RegisteredVolume>> volumes() = 0;
+
+  // Registers `volume` durably, or changes its state.
+  virtual boost::asio::awaitable<Status> put_volume(const RegisteredVolume& volume) = 0;
+
+  // Forgets a volume durably (one that is not registered is fine).
+  virtual boost::asio::awaitable<Status> remove_volume(std::string_view url) = 0;
+
+  // The stored state of every maintenance job (JSON, see master/jobs.hpp),
+  // in id order.
+  virtual Async<std::vector<std::string>> jobs() = 0;
+
+  // Stores a job's state durably under its id, replacing what was there.
+  virtual boost::asio::awaitable<Status> put_job(std::string_view id, std::string_view state) = 0;
 
   // The version floor (see VersionClock): 0 when never set.
   virtual Async<std::uint64_t> version_floor() = 0;

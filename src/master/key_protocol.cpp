@@ -195,6 +195,40 @@ KeyMutation decide_collection(const RecordRead& current, const PendingCollection
   return mutation;
 }
 
+RelocationDecision decide_relocation(const RecordRead& current, std::string_view key,
+                                     const IndexRecord& moved,
+                                     const std::vector<std::string>& volumes, std::uint64_t now,
+                                     const ProtocolSettings& settings) {
+  RelocationDecision decision;
+  if (!current.record || *current.record != moved || !moved.committed()) {
+    decision.status = Error{Errc::kConflict, "the key changed while its value was being moved"};
+    return decision;
+  }
+  if (volumes.empty()) {
+    decision.status = Error{Errc::kInternal, "a value cannot be moved to no volume"};
+    return decision;
+  }
+  auto& mutation = decision.mutation;
+  mutation.key = std::string(key);
+  mutation.expected = current;
+  auto& next = mutation.record.emplace(moved);
+  next.volumes = volumes;
+  const auto not_before = now + micros(settings.old_version_grace);
+  for (const auto& volume : moved.volumes) {
+    if (std::find(volumes.begin(), volumes.end(), volume) != volumes.end()) continue;
+    mutation.queue.push_back({volume, std::string(key), moved.version, not_before});
+  }
+  mutation.durable = true;
+  return decision;
+}
+
+bool removal_wanted(const RecordRead& current, const PendingRemoval& removal) {
+  const auto& record = current.record;
+  if (!record || !record->committed() || record->version > removal.up_to) return true;
+  return std::find(record->volumes.begin(), record->volumes.end(), removal.volume) ==
+         record->volumes.end();
+}
+
 KeyProtocol::KeyProtocol(IndexStore& store, VersionClock& clock, ProtocolSettings settings, Now now)
     : store_(store), clock_(clock), settings_(settings), now_(std::move(now)) {}
 
@@ -247,6 +281,26 @@ KeyProtocol::Async<KeyProtocol::Deletion> KeyProtocol::erase(std::string_view ke
     if (*applied) co_return Deletion{*decision.mutation.record, std::move(decision.removals)};
   }
   co_return too_much_contention();
+}
+
+boost::asio::awaitable<Status> KeyProtocol::relocate(std::string_view key, const IndexRecord& moved,
+                                                     const std::vector<std::string>& volumes) {
+  auto current = co_await store_.read(key);
+  if (!current) co_return current.error();
+  auto decision = decide_relocation(*current, key, moved, volumes, now_(), settings_);
+  if (!decision.status) co_return decision.status;
+  auto applied = co_await store_.apply(decision.mutation);
+  if (!applied) co_return applied.error();
+  if (!*applied)
+    co_return Error{Errc::kConflict, "the key changed while its value was being moved"};
+  co_return Status{};
+}
+
+KeyProtocol::Async<RecordRead> KeyProtocol::read(std::string_view key) { return store_.read(key); }
+
+KeyProtocol::Async<std::vector<KeyRecord>> KeyProtocol::scan(std::string_view after,
+                                                             std::size_t limit) {
+  return store_.scan(after, limit);
 }
 
 boost::asio::awaitable<Status> KeyProtocol::removals_done(std::string_view key,

@@ -91,6 +91,27 @@ KeyMutation decide_removals_done(const RecordRead& current, std::string_view key
 KeyMutation decide_collection(const RecordRead& current, const PendingCollection& due,
                               std::uint64_t now, const ProtocolSettings& settings);
 
+// A move of a key's committed value to other volumes (rebalance, repair,
+// retiring a volume), once the copies on `volumes` are durable: the record
+// keeps its version and checksum and names `volumes`; the copies on the
+// volumes it no longer names are removed after the old-version grace
+// (readers sent there just before can still read them). Refused with
+// kConflict when the record is no longer `moved` (a client write or delete
+// got there first: the write wins, the move of the older version is void).
+struct RelocationDecision {
+  Status status;
+  KeyMutation mutation;
+};
+RelocationDecision decide_relocation(const RecordRead& current, std::string_view key,
+                                     const IndexRecord& moved,
+                                     const std::vector<std::string>& volumes, std::uint64_t now,
+                                     const ProtocolSettings& settings);
+
+// Whether `removal` may still be carried out: not when the record names its
+// volume at a version it would remove (a move brought the value back there
+// after the removal was queued). Such a removal is only cleared.
+bool removal_wanted(const RecordRead& current, const PendingRemoval& removal);
+
 // ---------------------------------------------------------------------------
 // KeyProtocol: the decisions carried out over a store. Thread-safe.
 
@@ -130,6 +151,17 @@ class KeyProtocol {
     std::vector<PendingRemoval> removals;
   };
   Async<Deletion> erase(std::string_view key, std::string_view if_match);
+
+  // Moves `moved` (the key's record as a job read it) to `volumes`
+  // (decide_relocation); durable when it returns.
+  boost::asio::awaitable<Status> relocate(std::string_view key, const IndexRecord& moved,
+                                          const std::vector<std::string>& volumes);
+
+  // The key's record as it stands (committed, tombstone or none).
+  Async<RecordRead> read(std::string_view key);
+
+  // Up to `limit` records after `after`, in key order (IndexStore::scan).
+  Async<std::vector<KeyRecord>> scan(std::string_view after, std::size_t limit);
 
   // Volumes confirmed these removals of `key` (see decide_removals_done).
   boost::asio::awaitable<Status> removals_done(std::string_view key,

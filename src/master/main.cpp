@@ -103,14 +103,15 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (registry.snapshot()->size() < replicas) {
+  if (registry.snapshot()->all.size() < replicas) {
     spdlog::warn("{} volume(s) known, {} replicas wanted: PUTs answer 503 until enough are up",
-                 registry.snapshot()->size(), replicas);
+                 registry.snapshot()->all.size(), replicas);
   }
 
-  RemovalWorker removals(protocol);
+  KeyLocks locks;
+  RemovalWorker removals(protocol, locks);
   VolumeHealth health(
-      runtime.io(), {}, [&registry] { return *registry.snapshot(); },
+      runtime.io(), {}, [&registry] { return registry.snapshot()->all; },
       [&removals, &runtime](const std::string& url) {
         removals.volume_alive(url, runtime.io().get_executor());
       });
@@ -126,5 +127,5 @@ int main(int argc, char** argv) {
   });
   return serve_until_stopped(runtime, router, bind, port, "kalavara-master",
                              fmt::format(" with {} volume(s), {} replica(s), {} thread(s)",
-                                         registry.snapshot()->size(), replicas, threads));
+                                         registry.snapshot()->all.size(), replicas, threads));
 }

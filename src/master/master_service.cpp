@@ -88,15 +88,17 @@ MasterService::Answer MasterService::put(http::Exchange& exchange) {
   // The key's replicas: the top N of its ranking among the volumes that
   // are up. With one down, its keys' new writes go to the next in rank, and
   // the record says where.
-  const auto volumes = registry_.snapshot();
-  if (volumes->empty()) {
+  // Draining volumes take no new writes.
+  const auto registered = registry_.snapshot();
+  const auto& volumes = registered->writable;
+  if (volumes.empty()) {
     co_return http::error_response(
         {Errc::kUnavailable, "no volumes registered; add one with /admin/add-volume"});
   }
   std::vector<std::string_view> replicas;
-  for (const auto index : rank_volumes(digest_of(*key), *volumes, volumes->size())) {
-    if (!health_.is_up((*volumes)[index])) continue;
-    replicas.push_back((*volumes)[index]);
+  for (const auto index : rank_volumes(digest_of(*key), volumes, volumes.size())) {
+    if (!health_.is_up(volumes[index])) continue;
+    replicas.push_back(volumes[index]);
     if (replicas.size() == options_.replicas) break;
   }
   if (replicas.size() < options_.replicas) {
@@ -206,7 +208,14 @@ MasterService::Answer MasterService::erase(http::Exchange& exchange) {
   if (!deletion) co_return http::error_response(deletion.error());
   // The copies on volumes that are up go now; the others' removals stay
   // queued until their volume is back.
-  co_await removals_.remove_now(std::move(deletion->removals), health_);
+  // Where a delete marker may go should a copy's removal stay queued: the
+  // key's ranking among the registered volumes.
+  const auto registered = registry_.snapshot();
+  std::vector<std::string> candidates;
+  for (const auto index : rank_volumes(digest_of(*key), registered->all, 3)) {
+    candidates.push_back(registered->all[index]);
+  }
+  co_await removals_.remove_now(std::move(deletion->removals), health_, std::move(candidates));
   co_return Response{HttpStatus::no_content, 11};
 }
 
@@ -236,12 +245,15 @@ MasterService::Answer MasterService::commit(http::Exchange& exchange) {
 }
 
 MasterService::Answer MasterService::describe_volumes(http::Exchange&) {
+  const auto registered = registry_.snapshot();
   std::string body = "[";
   for (const auto& state : health_.snapshot()) {
     if (body.size() > 1) body += ", ";
     body += "{\"url\": ";
     append_json_string(body, state.url);
-    body += std::string(", \"state\": \"") + (state.up ? "up" : "down") + "\", \"last_seen\": ";
+    body += std::string(", \"state\": \"") + (state.up ? "up" : "down") +
+            "\", \"draining\": " + (registered->draining(state.url) ? "true" : "false") +
+            ", \"last_seen\": ";
     if (state.last_seen) {
       const auto seconds = std::chrono::system_clock::to_time_t(*state.last_seen);
       std::tm utc{};

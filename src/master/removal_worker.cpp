@@ -32,26 +32,60 @@ asio::awaitable<Status> remove_on_volume(PendingRemoval removal) {
 
 }  // namespace
 
-RemovalWorker::RemovalWorker(KeyProtocol& protocol) : protocol_(protocol) {}
+RemovalWorker::RemovalWorker(KeyProtocol& protocol, KeyLocks& locks)
+    : protocol_(protocol), locks_(locks) {}
+
+asio::awaitable<RemovalWorker::Outcome> RemovalWorker::carry_out_for_key(
+    std::vector<PendingRemoval> removals) {
+  Outcome outcome;
+  // Held for the check and the removals: a move of this key cannot commit
+  // in between and have its new copy removed.
+  KeyLocks::Held held(locks_, removals.front().key);
+  if (!held) co_return outcome;  // a job has the key: left queued for the next round
+  auto current = co_await protocol_.read(removals.front().key);
+  if (!current) co_return outcome;
+  std::vector<PendingRemoval> wanted;
+  for (auto& removal : removals) {
+    // A removal the record no longer wants is done without the volume.
+    (removal_wanted(*current, removal) ? wanted : outcome.done).push_back(std::move(removal));
+  }
+  std::vector<asio::awaitable<Status>> tasks;
+  for (const auto& removal : wanted) tasks.push_back(remove_on_volume(removal));
+  const auto results = co_await when_all(std::move(tasks));
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    const auto& result = results[i];
+    if (result) {
+      outcome.done.push_back(std::move(wanted[i]));
+      continue;
+    }
+    const auto code = result.error().code;
+    if (code == Errc::kUnavailable || code == Errc::kNoAnswer) outcome.unreachable = true;
+    spdlog::debug("removal of a version of a key on {} not done yet: {}", wanted[i].volume,
+                  result.error().message);
+  }
+  co_return outcome;
+}
 
 asio::awaitable<RemovalWorker::Outcome> RemovalWorker::carry_out(
     std::vector<PendingRemoval> removals) {
+  // Grouped by key, in order of first appearance.
+  std::vector<std::vector<PendingRemoval>> groups;
+  std::map<std::string, std::size_t, std::less<>> group_of;
+  for (auto& removal : removals) {
+    const auto [at, added] = group_of.try_emplace(removal.key, groups.size());
+    if (added) groups.emplace_back();
+    groups[at->second].push_back(std::move(removal));
+  }
   Outcome outcome;
-  for (std::size_t first = 0; first < removals.size(); first += kParallelRemovals) {
-    const auto last = std::min(removals.size(), first + kParallelRemovals);
-    std::vector<asio::awaitable<Status>> tasks;
-    for (std::size_t i = first; i < last; ++i) tasks.push_back(remove_on_volume(removals[i]));
-    const auto results = co_await when_all(std::move(tasks));
+  for (std::size_t first = 0; first < groups.size(); first += kParallelRemovals) {
+    const auto last = std::min(groups.size(), first + kParallelRemovals);
+    std::vector<asio::awaitable<Outcome>> tasks;
     for (std::size_t i = first; i < last; ++i) {
-      const auto& result = results[i - first];
-      if (result) {
-        outcome.done.push_back(std::move(removals[i]));
-        continue;
-      }
-      const auto code = result.error().code;
-      if (code == Errc::kUnavailable || code == Errc::kNoAnswer) outcome.unreachable = true;
-      spdlog::debug("removal of a version of a key on {} not done yet: {}", removals[i].volume,
-                    result.error().message);
+      tasks.push_back(carry_out_for_key(std::move(groups[i])));
+    }
+    for (auto& result : co_await when_all(std::move(tasks))) {
+      for (auto& done : result.done) outcome.done.push_back(std::move(done));
+      outcome.unreachable = outcome.unreachable || result.unreachable;
     }
   }
   co_return outcome;
@@ -69,10 +103,47 @@ asio::awaitable<void> RemovalWorker::report(const std::vector<PendingRemoval>& d
 }
 
 asio::awaitable<void> RemovalWorker::remove_now(std::vector<PendingRemoval> removals,
-                                                const VolumeHealth& health) {
-  std::erase_if(removals, [&](const PendingRemoval& r) { return !health.is_up(r.volume); });
+                                                const VolumeHealth& health,
+                                                std::vector<std::string> marker_candidates) {
   if (removals.empty()) co_return;
-  auto outcome = co_await carry_out(std::move(removals));
+  const std::string key = removals.front().key;
+  const auto version = removals.front().up_to;
+  std::vector<PendingRemoval> up;
+  std::size_t left_queued = 0;
+  for (auto& removal : removals) {
+    if (health.is_up(removal.volume)) {
+      up.push_back(std::move(removal));
+    } else {
+      ++left_queued;
+    }
+  }
+  const auto attempted = up.size();
+  auto outcome = co_await carry_out(std::move(up));
+  left_queued += attempted - outcome.done.size();
+  if (left_queued > 0) {
+    // A copy stays behind until its volume takes the removal. Should the
+    // index be lost before then, a rebuild would see only that copy: a
+    // marker on the volumes that did take it (or else on another that is
+    // up) tells it the key was deleted.
+    std::vector<std::string> marked;
+    for (const auto& removal : outcome.done) {
+      if (removal.up_to == version) marked.push_back(removal.volume);
+    }
+    if (marked.empty()) {
+      for (const auto& candidate : marker_candidates) {
+        if (!health.is_up(candidate)) continue;
+        marked.push_back(candidate);
+        break;
+      }
+    }
+    for (const auto& volume : marked) {
+      auto url = parse_base_url(volume);
+      if (!url) continue;
+      if (auto status = co_await internal::send_marker(*url, key, version); !status) {
+        spdlog::warn("could not leave a delete marker on {}: {}", volume, status.error().message);
+      }
+    }
+  }
   if (outcome.done.empty()) co_return;
   // The copies are gone: the caller may answer now. Recording that is
   // bookkeeping (lost, a removal is only carried out again), so it does not

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "master/key_locks.hpp"
 #include "master/key_protocol.hpp"
 #include "master/volume_health.hpp"
 
@@ -26,14 +27,18 @@ namespace kalavara {
 
 class RemovalWorker {
  public:
-  // `protocol` must outlive the worker.
-  explicit RemovalWorker(KeyProtocol& protocol);
+  // `protocol` and `locks` must outlive the worker.
+  RemovalWorker(KeyProtocol& protocol, KeyLocks& locks);
 
-  // Carries out `removals` now, in parallel, on the volumes that `health`
-  // reports up. Returns once each was tried; those done are reported to the
-  // protocol in the background.
+  // Carries out a delete's `removals` (of one key, up to its tombstone's
+  // version) now, in parallel, on the volumes that `health` reports up.
+  // When one stays queued, leaves a delete marker on the volumes that took
+  // theirs, or else on the first of `marker_candidates` that is up. Returns
+  // once each was tried; those done are reported to the protocol in the
+  // background.
   boost::asio::awaitable<void> remove_now(std::vector<PendingRemoval> removals,
-                                          const VolumeHealth& health);
+                                          const VolumeHealth& health,
+                                          std::vector<std::string> marker_candidates);
 
   // Called when `volume` passed a health check: carries out its due
   // removals in the background on `executor`, one run per volume at a time.
@@ -54,10 +59,14 @@ class RemovalWorker {
     bool unreachable = false;  // a volume could not be reached (or did not answer)
   };
   boost::asio::awaitable<Outcome> carry_out(std::vector<PendingRemoval> removals);
+  // Those of one key, holding it (see KeyLocks); a removal the record no
+  // longer wants counts as done.
+  boost::asio::awaitable<Outcome> carry_out_for_key(std::vector<PendingRemoval> removals);
   // Tells the protocol, key by key, which removals were done.
   boost::asio::awaitable<void> report(const std::vector<PendingRemoval>& done);
 
   KeyProtocol& protocol_;
+  KeyLocks& locks_;
   std::atomic<bool> stopped_{false};
   std::optional<boost::asio::steady_timer> timer_;  // the collection loop's
   std::mutex mutex_;

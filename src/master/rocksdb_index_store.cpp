@@ -18,6 +18,8 @@ constexpr char kVolumePrefix = 'v';
 constexpr char kRemovalPrefix = 'q';
 constexpr char kCollectionPrefix = 'c';
 constexpr char kLegacyPendingPrefix = 'p';
+constexpr char kJobPrefix = 'j';
+constexpr std::string_view kDraining = "draining";
 constexpr std::string_view kVersionFloorKey = "mversion-floor";
 constexpr std::string_view kAbsentFloorKey = "mabsent-floor";
 
@@ -420,29 +422,97 @@ IndexStore::Async<std::vector<PendingCollection>> RocksDbIndexStore::due_collect
   co_return result;
 }
 
-IndexStore::Async<std::vector<std::string>> RocksDbIndexStore::volumes() {
-  Result<std::vector<std::string>> result = std::vector<std::string>{};
+IndexStore::Async<std::vector<KeyRecord>> RocksDbIndexStore::scan(std::string_view after,
+                                                                  std::size_t limit) {
+  Result<std::vector<KeyRecord>> result = std::vector<KeyRecord>{};
   co_await run_blocking(blocking_, [&] {
-    std::vector<std::string> urls;
+    std::vector<KeyRecord> records;
+    const std::string prefix(1, kRecordPrefix);
+    const auto start = prefixed(kRecordPrefix, after);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    const std::string start(1, kVolumePrefix);
-    for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
-      urls.emplace_back(it->key().ToStringView().substr(1));
+    it->Seek(start);
+    if (!after.empty() && it->Valid() && it->key() == start) it->Next();
+    for (; it->Valid() && it->key().starts_with(prefix) && records.size() < limit; it->Next()) {
+      auto record = decode_record(it->value().ToStringView());
+      if (!record) {
+        result = record.error();
+        return;
+      }
+      records.push_back({std::string(it->key().ToStringView().substr(1)), std::move(*record)});
     }
     if (!it->status().ok()) {
-      result = storage_error("volume scan", it->status());
+      result = storage_error("index scan", it->status());
     } else {
-      result = std::move(urls);
+      result = std::move(records);
     }
   });
   co_return result;
 }
 
-boost::asio::awaitable<Status> RocksDbIndexStore::add_volume(std::string_view url) {
+IndexStore::Async<std::vector<RegisteredVolume>> RocksDbIndexStore::volumes() {
+  Result<std::vector<RegisteredVolume>> result = std::vector<RegisteredVolume>{};
+  co_await run_blocking(blocking_, [&] {
+    std::vector<RegisteredVolume> volumes;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    const std::string start(1, kVolumePrefix);
+    for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+      volumes.push_back({std::string(it->key().ToStringView().substr(1)),
+                         it->value().ToStringView() == kDraining ? VolumeState::kDraining
+                                                                 : VolumeState::kActive});
+    }
+    if (!it->status().ok()) {
+      result = storage_error("volume scan", it->status());
+    } else {
+      result = std::move(volumes);
+    }
+  });
+  co_return result;
+}
+
+boost::asio::awaitable<Status> RocksDbIndexStore::put_volume(const RegisteredVolume& volume) {
   Status result;
   co_await run_blocking(blocking_, [&] {
-    const auto status = db_->Put(write_options(true), prefixed(kVolumePrefix, url), "");
+    const auto status =
+        db_->Put(write_options(true), prefixed(kVolumePrefix, volume.url),
+                 volume.state == VolumeState::kDraining ? kDraining : std::string_view{});
     if (!status.ok()) result = storage_error("volume registration", status);
+  });
+  co_return result;
+}
+
+boost::asio::awaitable<Status> RocksDbIndexStore::remove_volume(std::string_view url) {
+  Status result;
+  co_await run_blocking(blocking_, [&] {
+    const auto status = db_->Delete(write_options(true), prefixed(kVolumePrefix, url));
+    if (!status.ok()) result = storage_error("volume removal", status);
+  });
+  co_return result;
+}
+
+IndexStore::Async<std::vector<std::string>> RocksDbIndexStore::jobs() {
+  Result<std::vector<std::string>> result = std::vector<std::string>{};
+  co_await run_blocking(blocking_, [&] {
+    std::vector<std::string> jobs;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    const std::string start(1, kJobPrefix);
+    for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+      jobs.emplace_back(it->value().ToStringView());
+    }
+    if (!it->status().ok()) {
+      result = storage_error("job scan", it->status());
+    } else {
+      result = std::move(jobs);
+    }
+  });
+  co_return result;
+}
+
+boost::asio::awaitable<Status> RocksDbIndexStore::put_job(std::string_view id,
+                                                          std::string_view state) {
+  Status result;
+  co_await run_blocking(blocking_, [&] {
+    const auto status = db_->Put(write_options(true), prefixed(kJobPrefix, id), state);
+    if (!status.ok()) result = storage_error("job state write", status);
   });
   co_return result;
 }

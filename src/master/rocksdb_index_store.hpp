@@ -4,7 +4,8 @@
 //   "k" + key                                  the key's IndexRecord
 //   "q" + volume + NUL + be64(not_before) + key  a pending removal: be64(up_to)
 //   "c" + be64(not_before) + key               a tombstone collection: be64(version)
-//   "v" + volume                               a registered volume (empty value)
+//   "v" + volume                               a registered volume: "" active, "draining"
+//   "j" + job id                               a maintenance job's state (JSON)
 //   "mversion-floor"                           be64: the version floor
 //   "mabsent-floor"                            be64: the floor of absent records
 //
@@ -65,8 +66,12 @@ class RocksDbIndexStore final : public IndexStore {
       const std::optional<PendingRemoval>& after) override;
   Async<std::vector<PendingCollection>> due_collections(std::uint64_t now,
                                                         std::size_t limit) override;
-  Async<std::vector<std::string>> volumes() override;
-  boost::asio::awaitable<Status> add_volume(std::string_view url) override;
+  Async<std::vector<KeyRecord>> scan(std::string_view after, std::size_t limit) override;
+  Async<std::vector<RegisteredVolume>> volumes() override;
+  boost::asio::awaitable<Status> put_volume(const RegisteredVolume& volume) override;
+  boost::asio::awaitable<Status> remove_volume(std::string_view url) override;
+  Async<std::vector<std::string>> jobs() override;
+  boost::asio::awaitable<Status> put_job(std::string_view id, std::string_view state) override;
   Async<std::uint64_t> version_floor() override;
   Async<std::uint64_t> raise_version_floor(std::uint64_t floor) override;
 

@@ -77,8 +77,9 @@ asio::awaitable<void> VolumeHealth::check(std::string url) {
   if (!parsed) co_return;
   // Bounded by most of the interval, so that it is over before the next
   // round starts and every round checks every volume.
-  auto reply = co_await http::send_request(
-      http::Verb::get, *parsed, std::string(internal::kStatsPath), {}, options_.interval * 9 / 10);
+  auto reply =
+      co_await http::send_request(http::Verb::get, *parsed, std::string(internal::kStatsPath),
+                                  std::string(), options_.interval * 9 / 10);
   // A volume is alive when it answers its stats; one that answers anything
   // else is failing, whatever the status says.
   std::optional<internal::VolumeStats> stats;

@@ -26,7 +26,8 @@ class MemoryIndexStore final : public IndexStore {
   std::map<std::tuple<std::string, std::uint64_t, std::string>, std::uint64_t> removals;
   // (not_before, key) -> version
   std::map<std::pair<std::uint64_t, std::string>, std::uint64_t> collections;
-  std::set<std::string> registered;
+  std::map<std::string, VolumeState> registered;
+  std::map<std::string, std::string> job_states;
   std::uint64_t floor = 0;
   std::uint64_t absent_floor = 0;
   int floor_writes = 0;
@@ -126,13 +127,42 @@ class MemoryIndexStore final : public IndexStore {
     co_return due;
   }
 
-  Async<std::vector<std::string>> volumes() override {
-    co_return std::vector<std::string>(registered.begin(), registered.end());
+  Async<std::vector<KeyRecord>> scan(std::string_view after, std::size_t limit) override {
+    std::vector<KeyRecord> out;
+    for (auto it = records.upper_bound(std::string(after));
+         it != records.end() && out.size() < limit; ++it) {
+      out.push_back({it->first, it->second});
+    }
+    co_return out;
   }
 
-  boost::asio::awaitable<Status> add_volume(std::string_view url) override {
+  Async<std::vector<RegisteredVolume>> volumes() override {
+    std::vector<RegisteredVolume> out;
+    for (const auto& [url, state] : registered) out.push_back({url, state});
+    co_return out;
+  }
+
+  boost::asio::awaitable<Status> put_volume(const RegisteredVolume& volume) override {
     if (fail_writes) co_return Error{Errc::kInternal, "disk gone"};
-    registered.emplace(url);
+    registered[volume.url] = volume.state;
+    co_return Status{};
+  }
+
+  boost::asio::awaitable<Status> remove_volume(std::string_view url) override {
+    if (fail_writes) co_return Error{Errc::kInternal, "disk gone"};
+    registered.erase(std::string(url));
+    co_return Status{};
+  }
+
+  Async<std::vector<std::string>> jobs() override {
+    std::vector<std::string> out;
+    for (const auto& [id, state] : job_states) out.push_back(state);
+    co_return out;
+  }
+
+  boost::asio::awaitable<Status> put_job(std::string_view id, std::string_view state) override {
+    if (fail_writes) co_return Error{Errc::kInternal, "disk gone"};
+    job_states[std::string(id)] = std::string(state);
     co_return Status{};
   }
 
