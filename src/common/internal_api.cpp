@@ -145,6 +145,12 @@ std::string read_location(std::string_view volume, std::string_view key, std::ui
   return location;
 }
 
+std::string read_target(std::string_view key, std::uint64_t version) {
+  auto target = store_path(key);
+  append_param(target, kVersion, std::to_string(version));
+  return target;
+}
+
 Result<std::optional<std::uint64_t>> parse_read_version(std::string_view query) {
   return version_param(query, kVersion);
 }
@@ -429,12 +435,14 @@ boost::asio::awaitable<Status> send_verify(const BaseUrl& volume, std::string_vi
   co_return unexpected(volume, "a verify", reply->status, std::move(reply->body));
 }
 
-boost::asio::awaitable<Result<std::string>> send_copy(const BaseUrl& to, const CopyCall& call) {
+boost::asio::awaitable<Result<CopyOutcome>> send_copy(const BaseUrl& to, const CopyCall& call) {
   // The copy streams the whole value volume to volume before it answers.
   auto reply = co_await http::send_request(http::Verb::post, to, copy_target(call), std::string(),
                                            std::chrono::hours(1));
   if (!reply) co_return reply.error();
-  if (reply->status == 200 || reply->status == 201) co_return std::move(reply->etag);
+  if (reply->status == 200 || reply->status == 201) {
+    co_return CopyOutcome{std::move(reply->etag), reply->status == 201};
+  }
   co_return unexpected(to, "a copy", reply->status, std::move(reply->body));
 }
 

@@ -62,8 +62,10 @@ std::string replica_target(std::string_view key, std::uint64_t version);
 // have -m).
 Result<WriteOrder> parse_write_order(std::string_view query);
 
-// The Location of the master's 302 for `key`'s committed `version`.
+// The Location of the master's 302 for `key`'s committed `version`, and its
+// target alone ("/store/<key>?version=V", for a HEAD by the master itself).
 std::string read_location(std::string_view volume, std::string_view key, std::uint64_t version);
+std::string read_target(std::string_view key, std::uint64_t version);
 
 // The version a read asks for: nullopt when the query names none (then the
 // newest present is read). Fails with kBadInput when it is not a number.
@@ -209,8 +211,11 @@ boost::asio::awaitable<Result<BlobPage>> list_blobs(const BaseUrl& volume, std::
                                                     std::size_t limit);
 boost::asio::awaitable<Status> send_verify(const BaseUrl& volume, std::string_view key,
                                            std::uint64_t version);
-// The copy's ETag.
-boost::asio::awaitable<Result<std::string>> send_copy(const BaseUrl& to, const CopyCall& call);
+struct CopyOutcome {
+  std::string etag;
+  bool created = false;  // false: `to` held that version already (200)
+};
+boost::asio::awaitable<Result<CopyOutcome>> send_copy(const BaseUrl& to, const CopyCall& call);
 boost::asio::awaitable<Status> send_marker(const BaseUrl& volume, std::string_view key,
                                            std::uint64_t version);
 

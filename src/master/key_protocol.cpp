@@ -1,6 +1,7 @@
 #include "master/key_protocol.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "common/checksum.hpp"
 #include "common/conditional.hpp"
@@ -319,6 +320,12 @@ boost::asio::awaitable<Status> KeyProtocol::removals_done(std::string_view key,
 KeyProtocol::Async<std::vector<PendingRemoval>> KeyProtocol::due_removals(
     std::string_view volume, std::size_t limit, const std::optional<PendingRemoval>& after) {
   return store_.due_removals(volume, now_(), limit, after);
+}
+
+KeyProtocol::Async<std::vector<PendingRemoval>> KeyProtocol::pending_removals(
+    std::string_view volume, std::size_t limit) {
+  return store_.due_removals(volume, std::numeric_limits<std::uint64_t>::max(), limit,
+                             std::nullopt);
 }
 
 KeyProtocol::Async<KeyPage> KeyProtocol::list(std::string_view prefix, std::string_view start,

@@ -172,6 +172,10 @@ class KeyProtocol {
   Async<std::vector<PendingRemoval>> due_removals(std::string_view volume, std::size_t limit,
                                                   const std::optional<PendingRemoval>& after);
 
+  // Removals queued for `volume`, due or not (retiring a volume waits for
+  // them).
+  Async<std::vector<PendingRemoval>> pending_removals(std::string_view volume, std::size_t limit);
+
   // Keys with a value (IndexStore::list).
   Async<KeyPage> list(std::string_view prefix, std::string_view start, std::size_t limit);
 

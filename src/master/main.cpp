@@ -6,7 +6,11 @@
 #include "common/daemon.hpp"
 #include "common/logging.hpp"
 #include "common/server_runtime.hpp"
+#include "master/admin_cli.hpp"
+#include "master/admin_service.hpp"
+#include "master/jobs.hpp"
 #include "master/key_protocol.hpp"
+#include "master/maintenance.hpp"
 #include "master/master_service.hpp"
 #include "master/removal_worker.hpp"
 #include "master/rocksdb_index_store.hpp"
@@ -26,8 +30,11 @@ int main(int argc, char** argv) {
   std::size_t replicas = 1;
   unsigned old_version_grace = 30;
   unsigned max_upload_time = 3600;
+  std::size_t maintenance_concurrency = 4;
+  unsigned repair_interval = 0;
+  unsigned orphan_min_age = 600;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
-  app.add_option("-d,--data-dir", data_dir, "folder of the index (RocksDB)")->required();
+  app.add_option("-d,--data-dir", data_dir, "folder of the index (RocksDB); required to serve");
   app.add_option("-v,--volumes", volume_flags, "volume base URLs, e.g. http://127.0.0.1:6001");
   app.add_option("-t,--threads", threads, "worker threads")->capture_default_str();
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
@@ -44,6 +51,40 @@ int main(int argc, char** argv) {
                  "remembered at least this long")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--maintenance-concurrency", maintenance_concurrency,
+                 "keys a maintenance job works on at once (its throttle)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--repair-interval", repair_interval,
+                 "seconds between repair jobs started on their own (0: never)")
+      ->capture_default_str();
+  app.add_option("--orphan-min-age", orphan_min_age,
+                 "seconds a file nothing names must have existed before a scrub removes it")
+      ->capture_default_str();
+  // The admin commands: each runs against a master that is up.
+  std::string admin_master;
+  std::string retire_url;
+  std::vector<std::pair<CLI::App*, JobKind>> job_commands;
+  for (const auto& [name, help, kind] :
+       {std::tuple{"rebalance", "move every value to the volumes its placement picks now",
+                   JobKind::kRebalance},
+        std::tuple{"repair", "re-create missing or bad copies up to --replicas", JobKind::kRepair},
+        std::tuple{"scrub", "re-read every copy against its checksum; remove orphans",
+                   JobKind::kScrub},
+        std::tuple{"remove-volume", "drain a volume, then forget it", JobKind::kRetire}}) {
+    auto* command = app.add_subcommand(name, help);
+    command
+        ->add_option("--master", admin_master,
+                     "the master to run it on, e.g. http://127.0.0.1:6000")
+        ->required();
+    if (kind == JobKind::kRetire) {
+      command->add_option("url", retire_url, "the volume to retire")->required();
+    }
+    job_commands.emplace_back(command, kind);
+  }
+  auto* jobs_command = app.add_subcommand("jobs", "list the master's maintenance jobs");
+  jobs_command->add_option("--master", admin_master, "the master to ask")->required();
+  app.require_subcommand(0, 1);
   app.add_option("--block-cache-mib", cache_mib, "RocksDB block cache size")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
@@ -52,6 +93,37 @@ int main(int argc, char** argv) {
 
   if (auto status = init_logging(log_level); !status) {
     std::fprintf(stderr, "%s\n", status.error().message.c_str());
+    return kUsageExit;
+  }
+  const auto admin_target = [&]() -> std::optional<BaseUrl> {
+    auto url = parse_base_url(admin_master);
+    if (!url) {
+      std::fprintf(stderr, "--master %s: %s\n", admin_master.c_str(), url.error().message.c_str());
+      return std::nullopt;
+    }
+    return std::move(url).value();
+  };
+  for (const auto& [command, kind] : job_commands) {
+    if (!command->parsed()) continue;
+    const auto master = admin_target();
+    if (!master) return kUsageExit;
+    std::string target;
+    if (kind == JobKind::kRetire) {
+      auto url = parse_base_url(retire_url);
+      if (!url) {
+        std::fprintf(stderr, "%s: %s\n", retire_url.c_str(), url.error().message.c_str());
+        return kUsageExit;
+      }
+      target = url->text;
+    }
+    return run_job_command(kind, *master, target);
+  }
+  if (jobs_command->parsed()) {
+    const auto master = admin_target();
+    return master ? print_jobs(*master) : kUsageExit;
+  }
+  if (data_dir.empty()) {
+    std::fprintf(stderr, "--data-dir is required to serve (see --help)\n");
     return kUsageExit;
   }
   std::vector<BaseUrl> volumes;
@@ -117,13 +189,26 @@ int main(int argc, char** argv) {
       });
   MasterService service(protocol, registry, health, removals, options);
 
+  Maintenance maintenance(protocol, registry, health, locks,
+                          {replicas, std::chrono::seconds(orphan_min_age)});
+  JobRunner jobs(**store, protocol, maintenance, registry, health, removals,
+                 {maintenance_concurrency, std::chrono::seconds(repair_interval)});
+  if (auto status = run_to_completion(runtime.io(), jobs.load()); !status) {
+    spdlog::critical("{}", status.error().message);
+    return 1;
+  }
+  AdminService admin(jobs);
+
   http::Router router;
   service.add_routes(router);
+  admin.add_routes(router);
   health.start();
   removals.start(runtime.io().get_executor());
-  runtime.on_stop([&health, &removals] {
+  jobs.start(runtime.io().get_executor());
+  runtime.on_stop([&health, &removals, &jobs] {
     health.stop();
     removals.stop();
+    jobs.stop();
   });
   return serve_until_stopped(runtime, router, bind, port, "kalavara-master",
                              fmt::format(" with {} volume(s), {} replica(s), {} thread(s)",

@@ -464,3 +464,41 @@ TEST_F(KeyProtocolTest, ListingSkipsDeletedKeys) {
 
 }  // namespace
 }  // namespace kalavara
+
+namespace kalavara {
+namespace {
+
+TEST(DecideRelocation, MovesTheValueAndQueuesTheDroppedCopiesRemovalAfterTheGrace) {
+  const auto record = committed(kNow, 'a', {kA, kB});
+  const auto d = decide_relocation(read_of(record), "k", record, {kB, kC}, kNow + 5, settings());
+  ASSERT_TRUE(d.status.ok());
+  ASSERT_TRUE(d.mutation.record.has_value());
+  EXPECT_EQ(d.mutation.record->version, kNow) << "a move keeps the version and the checksum";
+  EXPECT_EQ(d.mutation.record->checksum, record.checksum);
+  EXPECT_EQ(d.mutation.record->volumes, (std::vector<std::string>{kB, kC}));
+  EXPECT_EQ(d.mutation.queue,
+            (std::vector<PendingRemoval>{{kA, "k", kNow, kNow + 5 + 30'000'000}}));
+  EXPECT_TRUE(d.mutation.durable);
+}
+
+TEST(DecideRelocation, AWriteOrDeleteThatGotThereFirstWins) {
+  const auto moved = committed(kNow, 'a', {kA});
+  for (const auto& current : {read_of(committed(kNow + 1, 'n', {kA})),
+                              read_of(tombstone(kNow + 1, {kA})), read_of(std::nullopt)}) {
+    const auto d = decide_relocation(current, "k", moved, {kB}, kNow, settings());
+    EXPECT_EQ(d.status.error().code, Errc::kConflict);
+  }
+}
+
+TEST(RemovalWanted, NotWhenTheRecordNamesThatCopy) {
+  const auto record = committed(kNow, 'a', {kA});
+  // A move brought the value back to a after its removal there was queued.
+  EXPECT_FALSE(removal_wanted(read_of(record), {kA, "k", kNow, kNow}));
+  EXPECT_TRUE(removal_wanted(read_of(record), {kB, "k", kNow, kNow}));
+  EXPECT_TRUE(removal_wanted(read_of(record), {kA, "k", kNow - 1, kNow})) << "an older version";
+  EXPECT_TRUE(removal_wanted(read_of(tombstone(kNow + 1, {kA})), {kA, "k", kNow + 1, kNow}));
+  EXPECT_TRUE(removal_wanted(read_of(std::nullopt), {kA, "k", kNow, kNow}));
+}
+
+}  // namespace
+}  // namespace kalavara

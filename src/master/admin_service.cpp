@@ -1,0 +1,54 @@
+#include "master/admin_service.hpp"
+
+#include <boost/json.hpp>
+
+#include "common/http_server.hpp"
+#include "common/url.hpp"
+
+namespace kalavara {
+namespace {
+
+using http::HttpStatus;
+using http::Verb;
+
+// A remove-volume body is one URL; anything longer is not one.
+constexpr std::size_t kMaxAdminBody = 4096;
+
+}  // namespace
+
+AdminService::AdminService(JobRunner& jobs) : jobs_(jobs) {}
+
+void AdminService::add_routes(http::Router& router) {
+  using Match = http::Router::Match;
+  for (const auto kind :
+       {JobKind::kRebalance, JobKind::kRepair, JobKind::kScrub, JobKind::kRetire}) {
+    router.add("/admin/" + std::string(job_kind_name(kind)), Match::kExact, {Verb::post},
+               [this, kind](http::Exchange& exchange) { return start(exchange, kind); });
+  }
+  router.add("/admin/jobs", Match::kExact, {Verb::get},
+             [this](http::Exchange& exchange) { return list(exchange); });
+}
+
+AdminService::Answer AdminService::start(http::Exchange& exchange, JobKind kind) {
+  std::string target;
+  if (kind == JobKind::kRetire) {
+    auto body = co_await exchange.read_body(kMaxAdminBody);
+    if (!body) co_return http::error_response(body.error());
+    auto url = parse_base_url(*body);
+    if (!url) co_return http::error_response(url.error());
+    target = url->text;
+  }
+  auto id = co_await jobs_.launch(kind, std::move(target));
+  if (!id) co_return http::error_response(id.error());
+  boost::json::object answer;
+  answer["id"] = *id;
+  auto response = http::json_response(boost::json::serialize(answer) + "\n");
+  response.result(HttpStatus::accepted);
+  co_return response;
+}
+
+AdminService::Answer AdminService::list(http::Exchange&) {
+  co_return http::json_response(jobs_json(jobs_.list()));
+}
+
+}  // namespace kalavara
