@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -198,6 +199,62 @@ asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl&
     co_return ClientResponse{response.result_int(), std::move(response.body()),
                              std::string(response[Field::etag])};
   }
+}
+
+asio::awaitable<Result<FetchResult>> fetch(
+    const BaseUrl& server, std::string target, const FetchSink& sink,
+    std::chrono::milliseconds io_timeout,
+    const std::vector<std::pair<Field, std::string>>& headers) {
+  beast::tcp_stream stream(co_await asio::this_coro::executor);
+  if (auto connected =
+          co_await connect_to(stream, server, std::chrono::steady_clock::now() + io_timeout);
+      !connected) {
+    co_return connected.error();
+  }
+  bhttp::request<bhttp::empty_body> request{Verb::get, target, 11};
+  request.set(Field::host, server.host + ":" + std::to_string(server.port));
+  request.set(Field::user_agent, "kalavara/" KALAVARA_VERSION);
+  for (const auto& [field, value] : headers) request.set(field, value);
+  // Not reusable anyway once a sink may stop reading halfway: say so, and
+  // the server closes its end once it has answered.
+  request.keep_alive(false);
+  stream.expires_after(io_timeout);
+  auto [write_ec, written] = co_await bhttp::async_write(stream, request, kAwait);
+  if (write_ec) co_return unreachable(server, "send", write_ec);
+
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  parser.body_limit(boost::none);  // a value of any size; the sink decides what to keep
+  stream.expires_after(io_timeout);
+  auto [header_ec, header_read] = co_await bhttp::async_read_header(stream, buffer, parser, kAwait);
+  if (header_ec) co_return no_answer(server, header_ec);
+  FetchResult result;
+  result.status = parser.get().result_int();
+  result.etag = std::string(parser.get()[Field::etag]);
+  const bool to_sink = result.status / 100 == 2;
+
+  const auto chunk = std::make_unique_for_overwrite<char[]>(kFetchChunkBytes);
+  while (!parser.is_done()) {
+    auto& body = parser.get().body();
+    body.data = chunk.get();
+    body.size = kFetchChunkBytes;
+    stream.expires_after(io_timeout);
+    auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, kAwait);
+    // need_buffer: the chunk is full, which is what the loop waits for.
+    if (read_ec && read_ec != bhttp::error::need_buffer) co_return no_answer(server, read_ec);
+    const std::size_t got = kFetchChunkBytes - parser.get().body().size;
+    if (got == 0) continue;
+    const std::span<const char> bytes(chunk.get(), got);
+    if (to_sink) {
+      if (auto status = co_await sink(bytes); !status) co_return status.error();
+    } else if (result.body.size() + got > kDefaultMaxResponseBody) {
+      co_return Error{Errc::kNoAnswer, server.text + " answered " + std::to_string(result.status) +
+                                           " with a body too large for an error"};
+    } else {
+      result.body.append(bytes.data(), bytes.size());
+    }
+  }
+  co_return result;
 }
 
 struct UploadStream::Impl {

@@ -11,9 +11,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/http_types.hpp"
 #include "common/url.hpp"
@@ -49,6 +52,38 @@ asio::awaitable<Result<ClientResponse>> send_request(
     Verb method, const BaseUrl& server, std::string target, std::string body,
     std::chrono::milliseconds timeout = std::chrono::seconds(10),
     std::uint64_t max_response_body = kDefaultMaxResponseBody);
+
+// A GET whose answer's body is passed on piece by piece as it arrives: a
+// volume pulling a copy of a value from another, in constant memory.
+struct FetchResult {
+  unsigned status = 0;
+  std::string etag;  // the ETag header, if any
+  // The body of an answer that is not 2xx (a one-line reason, at most
+  // kDefaultMaxResponseBody bytes); a 2xx answer's body went to the sink.
+  std::string body;
+};
+using FetchSink = std::function<asio::awaitable<Status>(std::span<const char>)>;
+// The size of the pieces a fetch passes to its sink (the last may be shorter).
+inline constexpr std::size_t kFetchChunkBytes = 64 * 1024;
+
+// Sends `GET target` (with `headers`) to `server` on a connection of its
+// own, reads the answer's header, then passes a 2xx answer's body to `sink`
+// chunk by chunk, awaiting it before reading on, so a slow sink slows the
+// server down; each socket operation (connect, send, each read) must be done
+// within `io_timeout`. Succeeds with the status and ETag once the whole body
+// was passed on. Fails with the sink's own Error when the sink fails (the
+// rest is not read), or, as send_request does:
+//   kUnavailable when the request was never written in full;
+//   kNoAnswer when it was and no whole answer came: the connection broke or
+//       stalled past the timeout in the header or in the body (the sink may
+//       then have had part of it, which the caller must throw away), or a
+//       non-2xx body was larger than kDefaultMaxResponseBody.
+// The connection is never reused (a body read only in part could not be),
+// and no request is sent twice.
+asio::awaitable<Result<FetchResult>> fetch(
+    const BaseUrl& server, std::string target, const FetchSink& sink,
+    std::chrono::milliseconds io_timeout,
+    const std::vector<std::pair<Field, std::string>>& headers = {});
 
 // A request whose body is sent piece by piece as it becomes available: a
 // volume forwarding an upload to a replica while it receives it. Not

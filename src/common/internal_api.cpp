@@ -269,6 +269,19 @@ std::string blobs_target(std::string_view after, std::size_t limit) {
   return target;
 }
 
+Result<BlobsQuery> parse_blobs_query(std::string_view query) {
+  BlobsQuery parsed;
+  parsed.after = query_param(query, "after").value_or("");
+  if (const auto limit = query_param(query, "limit")) {
+    const auto number = parse_decimal(*limit);
+    if (!number || *number == 0 || *number > kMaxBlobPage) {
+      return bad("limit= must be a number from 1 to " + std::to_string(kMaxBlobPage));
+    }
+    parsed.limit = static_cast<std::size_t>(*number);
+  }
+  return parsed;
+}
+
 std::string blob_entry_line(const BlobEntry& entry) {
   boost::json::object object;
   object["name"] = entry.name;
@@ -396,6 +409,13 @@ Result<CopyCall> parse_copy(std::string key, std::string_view query) {
 
 std::string marker_target(std::string_view key, std::uint64_t version) {
   return admin_key_target(kMarkerPath, key, version);
+}
+
+Result<std::uint64_t> parse_admin_version(std::string_view query) {
+  auto version = version_param(query, kVersion);
+  if (!version) return version.error();
+  if (!*version) return bad("version= is required");
+  return **version;
 }
 
 namespace {

@@ -164,6 +164,15 @@ struct BlobPage {
 // "/admin/blobs?after=NAME&limit=N" (after= omitted when empty).
 std::string blobs_target(std::string_view after, std::size_t limit);
 
+// A listing's query, as the volume reads it.
+struct BlobsQuery {
+  std::string after;  // "" for the start
+  std::size_t limit = kDefaultBlobPage;
+};
+// Fails with kBadInput unless limit= is absent (kDefaultBlobPage) or a
+// number from 1 to kMaxBlobPage.
+Result<BlobsQuery> parse_blobs_query(std::string_view query);
+
 // The listing's body is NDJSON (application/x-ndjson): one line per entry,
 //   {"name":"...","key":"<percent-encoded, lossless>","version":V,"size":N,
 //    "checksum":"...","mtime":S,"marker":false}
@@ -203,6 +212,10 @@ Result<CopyCall> parse_copy(std::string key, std::string_view query);
 // at the delete's version T (201), so that a rebuild of a lost index sees
 // the delete. Removed like a version: by a removal up to T or beyond.
 std::string marker_target(std::string_view key, std::uint64_t version);
+
+// The version= of a verify or a marker (the key comes from the path). Fails
+// with kBadInput unless it is a number from 1 up.
+Result<std::uint64_t> parse_admin_version(std::string_view query);
 
 // The client side of the calls above. Errors: kNotFound (404), kConflict
 // (409: for a verify, the copy is corrupt), kPeerFailed (any other answer),

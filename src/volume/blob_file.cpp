@@ -84,21 +84,60 @@ std::string blob_path_in_blobs_directory(const KeyDigest& digest, std::uint64_t 
   return path;
 }
 
+std::string marker_path_in_blobs_directory(const KeyDigest& digest, std::uint64_t version) {
+  return blob_path_in_blobs_directory(digest, version).append(kMarkerSuffix);
+}
+
+namespace {
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// The 16 hex digits of a version.
+std::optional<std::uint64_t> parse_version_digits(std::string_view digits) {
+  if (digits.size() != 16) return std::nullopt;
+  std::uint64_t version = 0;
+  for (const char c : digits) {
+    const int digit = hex_digit(c);
+    if (digit < 0) return std::nullopt;
+    version = (version << 4) | static_cast<std::uint64_t>(digit);
+  }
+  return version;
+}
+
+constexpr std::size_t kDigestHexChars = 64;
+
+}  // namespace
+
 std::optional<std::uint64_t> blob_file_version(std::string_view file_name,
                                                std::string_view digest_hex) {
   if (file_name.size() != digest_hex.size() + 17 || !file_name.starts_with(digest_hex) ||
       file_name[digest_hex.size()] != '.') {
     return std::nullopt;
   }
-  std::uint64_t version = 0;
-  for (const char c : file_name.substr(digest_hex.size() + 1)) {
-    int digit = -1;
-    if (c >= '0' && c <= '9') digit = c - '0';
-    if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-    if (digit < 0) return std::nullopt;
-    version = (version << 4) | static_cast<std::uint64_t>(digit);
+  return parse_version_digits(file_name.substr(digest_hex.size() + 1));
+}
+
+std::optional<BlobFileName> parse_blob_file_name(std::string_view file_name) {
+  BlobFileName parsed;
+  if (file_name.ends_with(kMarkerSuffix)) {
+    parsed.marker = true;
+    file_name.remove_suffix(kMarkerSuffix.size());
   }
-  return version;
+  if (file_name.size() != kDigestHexChars + 17 || file_name[kDigestHexChars] != '.') {
+    return std::nullopt;
+  }
+  parsed.digest_hex = file_name.substr(0, kDigestHexChars);
+  for (const char c : parsed.digest_hex) {
+    if (hex_digit(c) < 0) return std::nullopt;
+  }
+  const auto version = parse_version_digits(file_name.substr(kDigestHexChars + 1));
+  if (!version) return std::nullopt;
+  parsed.version = *version;
+  return parsed;
 }
 
 }  // namespace kalavara

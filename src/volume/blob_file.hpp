@@ -16,6 +16,10 @@
 //         40   K bytes   the key
 // The key is kept in the file so that the index can be rebuilt by scanning
 // the volume; readers skip to H, so later formats can add fields before it.
+//
+// A delete marker, <hex>.<version>.marker beside the key's values, is the
+// same header at the delete's version with an empty value: a sign, for a
+// rebuild of a lost index, that the key was deleted at that version.
 #pragma once
 
 #include <cstddef>
@@ -56,6 +60,11 @@ Result<BlobHeader> decode_blob_header(std::string_view bytes);
 // The folder under the data folder that holds every value file.
 inline constexpr std::string_view kBlobsDirectory = "blobs";
 
+// The folder under the data folder that corrupt copies are moved to, under
+// their own names: out of the tree, so never served, listed or counted, but
+// kept for a person to look at.
+inline constexpr std::string_view kQuarantineDirectory = "quarantine";
+
 // "blobs/ab/cd": the folder holding every version of the key.
 std::string blob_directory(const KeyDigest& digest);
 
@@ -65,9 +74,24 @@ std::string blob_relative_path(const KeyDigest& digest, std::uint64_t version);
 // "ab/cd/abcd....0000018bcdef0123": the same file relative to kBlobsDirectory.
 std::string blob_path_in_blobs_directory(const KeyDigest& digest, std::uint64_t version);
 
-// The version in `file_name` when it is a file of the key whose digest's hex
-// is `digest_hex`; nullopt for anything else.
+// "ab/cd/abcd....0000018bcdef0123.marker": a delete marker at `version`.
+std::string marker_path_in_blobs_directory(const KeyDigest& digest, std::uint64_t version);
+
+inline constexpr std::string_view kMarkerSuffix = ".marker";
+
+// The version in `file_name` when it is a value file (not a marker) of the
+// key whose digest's hex is `digest_hex`; nullopt for anything else.
 std::optional<std::uint64_t> blob_file_version(std::string_view file_name,
                                                std::string_view digest_hex);
+
+// What the name of a file in the tree says, when it is a kalavara file:
+// "<64 hex>.<16 hex>" (a value) or the same plus ".marker". Lower-case hex
+// only, as the store writes them.
+struct BlobFileName {
+  std::string_view digest_hex;  // points into the name parsed
+  std::uint64_t version = 0;
+  bool marker = false;
+};
+std::optional<BlobFileName> parse_blob_file_name(std::string_view file_name);
 
 }  // namespace kalavara

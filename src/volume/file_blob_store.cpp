@@ -15,6 +15,8 @@
 #include <random>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "common/digest.hpp"
 #include "volume/blob_file.hpp"
 
@@ -87,6 +89,7 @@ struct BlobTree {
       : data(std::move(data_dir)),
         blobs(data / kBlobsDirectory),
         temp(data / "tmp"),
+        quarantine(data / kQuarantineDirectory),
         files(static_cast<std::int64_t>(file_count)),
         seams(std::move(test_seams)) {}
 
@@ -123,7 +126,9 @@ struct BlobTree {
   const fs::path data;
   const fs::path blobs;
   const fs::path temp;
-  // Counted at start, then kept up to date by writers and removals.
+  const fs::path quarantine;
+  // Value files (not markers): counted at start, then kept up to date by
+  // writers, removals and quarantines.
   std::atomic<std::int64_t> files;
   DurableDirectories durable;
   const FileBlobStore::TestSeams seams;
@@ -160,17 +165,24 @@ Status write_all(int fd, std::span<const char> bytes) {
   return {};
 }
 
+// What a writer publishes: a value, or a delete marker (which the file count
+// leaves out).
+enum class WriteKind { kValue, kMarker };
+
 class FileBlobWriter final : public BlobWriter {
  public:
   FileBlobWriter(std::shared_ptr<BlobTree> tree, UniqueFd fd, fs::path temp_path,
-                 const KeyDigest& digest, std::uint64_t version)
+                 const KeyDigest& digest, std::uint64_t version, WriteKind kind)
       : tree_(std::move(tree)),
         fd_(std::move(fd)),
         temp_path_(std::move(temp_path)),
-        final_path_(tree_->data / blob_relative_path(digest, version)),
+        final_path_(tree_->blobs / (kind == WriteKind::kMarker
+                                        ? marker_path_in_blobs_directory(digest, version)
+                                        : blob_path_in_blobs_directory(digest, version))),
         level1_index_(DurableDirectories::level1(digest.bytes[0])),
         level2_index_(DurableDirectories::level2(digest.bytes[0], digest.bytes[1])),
-        version_(version) {}
+        version_(version),
+        counted_(kind == WriteKind::kValue) {}
 
   // A published version stays: by now its upload may have been committed,
   // and only the caller can know it was not (discard()).
@@ -186,7 +198,7 @@ class FileBlobWriter final : public BlobWriter {
     const bool published = state_ == State::kPublished;
     const auto& path = published ? final_path_ : temp_path_;
     if (::unlink(path.c_str()) == 0) {
-      if (published) --tree_->files;
+      if (published && counted_) --tree_->files;
     } else if (errno != ENOENT) {  // ENOENT: a DELETE of this version got there first
       return io_error("unlink " + path.string(), errno);
     }
@@ -243,7 +255,7 @@ class FileBlobWriter final : public BlobWriter {
       return status;
     }
     state_ = State::kPublished;
-    ++tree_->files;
+    if (counted_) ++tree_->files;
     return {};
   }
 
@@ -259,14 +271,14 @@ class FileBlobWriter final : public BlobWriter {
   std::size_t level1_index_;
   std::size_t level2_index_;
   std::uint64_t version_;
+  bool counted_;
   ValueHasher hasher_;
   std::uint64_t size_ = 0;
   State state_ = State::kWriting;
 };
 
 // The byte a level-1 or level-2 folder's name spells ("3f"), if it is one.
-std::optional<std::uint8_t> folder_byte(const fs::path& name) {
-  const auto& text = name.native();
+std::optional<std::uint8_t> folder_byte(std::string_view text) {
   if (text.size() != 2) return std::nullopt;
   int value = 0;
   for (const char c : text) {
@@ -295,6 +307,9 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& da
   std::error_code ec;
   fs::create_directories(data_dir / kBlobsDirectory, ec);
   if (!ec) fs::create_directories(data_dir / "tmp", ec);
+  // Made now so that a quarantine never has to make (and sync) it; the
+  // filesystem sync below makes its entry durable.
+  if (!ec) fs::create_directories(data_dir / kQuarantineDirectory, ec);
   if (ec)
     return Error{Errc::kInternal, "cannot prepare " + data_dir.string() + ": " + ec.message()};
   // Temp files are uploads that never completed: no one will finish them.
@@ -311,13 +326,15 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& da
   for (auto it = fs::recursive_directory_iterator(data_dir / kBlobsDirectory, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_regular_file(ec)) {
-      ++files;
+      // Values only: markers are not values, and other files are not ours.
+      const auto name = parse_blob_file_name(it->path().filename().native());
+      if (name && !name->marker) ++files;
     } else if (!ec && it->is_directory(ec)) {
-      const auto byte = folder_byte(it->path().filename());
+      const auto byte = folder_byte(it->path().filename().native());
       if (!byte) continue;
       if (it.depth() == 0) {
         folders.push_back(DurableDirectories::level1(*byte));
-      } else if (const auto parent = folder_byte(it->path().parent_path().filename());
+      } else if (const auto parent = folder_byte(it->path().parent_path().filename().native());
                  it.depth() == 1 && parent) {
         folders.push_back(DurableDirectories::level2(*parent, *byte));
       }
@@ -355,9 +372,12 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::open_at(const fs::path& da
       new FileBlobStore(std::move(tree), std::move(blobs_directory)));
 }
 
-Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view key,
-                                                               std::uint64_t version) {
-  auto temp_path = tree_->temp / random_name();
+namespace {
+
+Result<std::unique_ptr<BlobWriter>> begin(const std::shared_ptr<BlobTree>& tree,
+                                          std::string_view key, std::uint64_t version,
+                                          WriteKind kind) {
+  auto temp_path = tree->temp / random_name();
   UniqueFd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd.valid()) return io_error("create temp file", errno);
   if (auto status = write_all(fd.get(), encode_blob_header(key, version)); !status) {
@@ -365,52 +385,121 @@ Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view 
     return status.error();
   }
   return std::unique_ptr<BlobWriter>(std::make_unique<FileBlobWriter>(
-      tree_, std::move(fd), std::move(temp_path), digest_of(key), version));
+      tree, std::move(fd), std::move(temp_path), digest_of(key), version, kind));
 }
 
-Result<std::vector<std::uint64_t>> FileBlobStore::versions_of(std::string_view key) const {
-  const auto hex = digest_of(key).hex();
-  const auto folder = hex.substr(0, 2) + "/" + hex.substr(2, 2);
-  // Only a missing folder means "no versions": any other error leaves it
-  // unknown, and answering "no such key" then would make a DELETE count as
-  // done while the copy stays.
+}  // namespace
+
+Result<std::unique_ptr<BlobWriter>> FileBlobStore::begin_write(std::string_view key,
+                                                               std::uint64_t version) {
+  return begin(tree_, key, version, WriteKind::kValue);
+}
+
+Status FileBlobStore::put_marker(std::string_view key, std::uint64_t version) {
+  auto writer = begin(tree_, key, version, WriteKind::kMarker);
+  if (!writer) return writer.error();
+  if (auto written = (*writer)->sync(); !written) return written.error();
+  auto published = (*writer)->publish();
+  // The same name is the same marker (its content follows from the key and
+  // the version), so one already there is this one: a repeated request.
+  if (!published && published.error().code == Errc::kConflict) return {};
+  return published;
+}
+
+namespace {
+
+struct CloseDirectory {
+  void operator()(DIR* directory) const { ::closedir(directory); }
+};
+
+// Calls `each` with every name in the folder `relative` (to the folder
+// `parent`) but "." and "..". False when the folder does not exist. Fails
+// with kInternal naming `shown` when it cannot be listed: only a missing
+// folder means "nothing there", any other error leaves it unknown.
+template <class F>
+Result<bool> for_each_name(int parent, const std::string& relative, const fs::path& shown,
+                           F&& each) {
   const auto cannot_list = [&](int error_number) {
-    return Error{Errc::kInternal, "cannot list " + (tree_->blobs / folder).string() + ": " +
-                                      std::strerror(error_number)};
+    return Error{Errc::kInternal,
+                 "cannot list " + shown.string() + ": " + std::strerror(error_number)};
   };
-  const int fd =
-      ::openat(blobs_directory_.get(), folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int fd = ::openat(parent, relative.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return std::vector<std::uint64_t>{};
+    if (errno == ENOENT) return false;
     return cannot_list(errno);
   }
-  struct CloseDirectory {
-    void operator()(DIR* directory) const { ::closedir(directory); }
-  };
   const std::unique_ptr<DIR, CloseDirectory> directory(::fdopendir(fd));
   if (!directory) {
     const int error_number = errno;
     ::close(fd);
     return cannot_list(error_number);
   }
-  std::vector<std::uint64_t> versions;
   for (;;) {
     errno = 0;  // readdir returns null both at the end and on an error
     const dirent* entry = ::readdir(directory.get());
     if (entry == nullptr) {
       if (errno != 0) return cannot_list(errno);
-      return versions;
+      return true;
     }
-    if (auto version = blob_file_version(entry->d_name, hex)) versions.push_back(*version);
+    const std::string_view name(entry->d_name);
+    if (name != "." && name != "..") each(name);
   }
+}
+
+// The level-1 or level-2 folders in `relative`, as the bytes they spell,
+// in order.
+Result<std::vector<std::uint8_t>> sorted_folders(int blobs, const std::string& relative,
+                                                 const fs::path& shown) {
+  std::vector<std::uint8_t> bytes;
+  auto listed = for_each_name(blobs, relative, shown, [&](std::string_view name) {
+    if (const auto byte = folder_byte(name)) bytes.push_back(*byte);
+  });
+  if (!listed) return listed.error();
+  std::sort(bytes.begin(), bytes.end());
+  return bytes;
+}
+
+std::string hex_byte(std::uint8_t byte) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  return {kHex[byte >> 4], kHex[byte & 0xF]};
+}
+
+// Reads a file's header: the first bytes, up to the largest header.
+Result<BlobHeader> read_header(int fd) {
+  std::array<char, kMaxBlobHeaderBytes> head{};
+  ssize_t got = 0;
+  do {
+    got = ::pread(fd, head.data(), head.size(), 0);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) return io_error("read", errno);
+  return decode_blob_header(std::string_view(head.data(), static_cast<std::size_t>(got)));
+}
+
+}  // namespace
+
+Result<std::vector<FileBlobStore::KeyFile>> FileBlobStore::files_of(std::string_view key) const {
+  const auto hex = digest_of(key).hex();
+  const auto folder = hex.substr(0, 2) + "/" + hex.substr(2, 2);
+  std::vector<KeyFile> files;
+  auto listed = for_each_name(
+      blobs_directory_.get(), folder, tree_->blobs / folder, [&](std::string_view name) {
+        if (const auto parsed = parse_blob_file_name(name); parsed && parsed->digest_hex == hex) {
+          files.push_back({parsed->version, parsed->marker});
+        }
+      });
+  if (!listed) return listed.error();
+  return files;
 }
 
 Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::uint64_t> version) {
   if (!version) {
-    const auto versions = versions_of(key);
-    if (!versions) return versions.error();
-    if (versions->empty()) return Error{Errc::kNotFound, "no such key"};
-    version = *std::max_element(versions->begin(), versions->end());
+    const auto files = files_of(key);
+    if (!files) return files.error();
+    // The newest value: markers are never served.
+    for (const auto& file : *files) {
+      if (!file.marker && (!version || file.version > *version)) version = file.version;
+    }
+    if (!version) return Error{Errc::kNotFound, "no such key"};
   }
   const auto relative = blob_path_in_blobs_directory(digest_of(key), *version);
   const auto path_for_errors = [&] { return (tree_->blobs / relative).string(); };
@@ -457,21 +546,192 @@ Result<OpenBlob> FileBlobStore::open(std::string_view key, std::optional<std::ui
 Status FileBlobStore::remove(std::string_view key, std::optional<std::uint64_t> up_to,
                              std::optional<std::uint64_t> exactly) {
   const auto digest = digest_of(key);
-  const auto versions = versions_of(key);
-  if (!versions) return versions.error();
+  const auto files = files_of(key);
+  if (!files) return files.error();
   bool removed = false;
-  for (const auto version : *versions) {
-    if ((up_to && version > *up_to) || (exactly && version != *exactly)) continue;
-    const auto path = tree_->data / blob_relative_path(digest, version);
+  for (const auto& file : *files) {
+    if (exactly ? (file.marker || file.version != *exactly) : (up_to && file.version > *up_to)) {
+      continue;
+    }
+    const auto path =
+        tree_->blobs / (file.marker ? marker_path_in_blobs_directory(digest, file.version)
+                                    : blob_path_in_blobs_directory(digest, file.version));
     if (::unlink(path.c_str()) != 0) {
       if (errno == ENOENT) continue;  // a concurrent delete got there first
       return io_error("unlink", errno);
     }
     removed = true;
-    --tree_->files;
+    if (!file.marker) --tree_->files;
   }
   if (!removed) return Error{Errc::kNotFound, "no such key"};
   return tree_->sync_directory(tree_->data / blob_directory(digest));
+}
+
+std::optional<StoredBlob> FileBlobStore::listed(const std::string& relative, std::string_view name,
+                                                const BlobFileName& parsed) const {
+  const auto skip = [&](std::string_view why) -> std::optional<StoredBlob> {
+    spdlog::warn("listing skips {}: {}", (tree_->blobs / relative).string(), why);
+    return std::nullopt;
+  };
+  UniqueFd fd(::openat(blobs_directory_.get(), relative.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return std::nullopt;  // removed since the folder was read
+    return skip(std::strerror(errno));
+  }
+  auto header = read_header(fd.get());
+  if (!header) return skip(header.error().message);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return skip(std::strerror(errno));
+  if (digest_of(header->key).hex() != parsed.digest_hex) {
+    return skip("it holds a key whose digest is not its name's");
+  }
+  if (header->version != parsed.version) {
+    return skip("its header holds version " + std::to_string(header->version));
+  }
+  // decode_blob_header checked that the header fits in what was read.
+  const auto size = static_cast<std::uint64_t>(info.st_size) - header->length;
+  if (parsed.marker && size != 0) return skip("a marker with a value");
+  StoredBlob blob;
+  blob.name.assign(name);
+  blob.key = std::move(header->key);
+  blob.version = parsed.version;
+  blob.size = size;
+  if (!parsed.marker) blob.checksum = header->checksum;
+  blob.mtime = static_cast<std::uint64_t>(std::max<time_t>(0, info.st_mtim.tv_sec));
+  blob.marker = parsed.marker;
+  return blob;
+}
+
+Result<BlobListing> FileBlobStore::list(std::string_view after, std::size_t limit) {
+  if (limit == 0) return Error{Errc::kBadInput, "a listing page holds at least one entry"};
+  // The cursor names a file, so its first four hex digits name its folder:
+  // the walk seeks there instead of reading the folders before it.
+  std::uint8_t first_level1 = 0;
+  std::uint8_t first_level2 = 0;
+  if (!after.empty()) {
+    const auto level1 = folder_byte(after.substr(0, 2));
+    const auto level2 = after.size() >= 4 ? folder_byte(after.substr(2, 2)) : std::nullopt;
+    if (!level1 || !level2) {
+      return Error{Errc::kBadInput, "after= must be a name from a listing (or empty)"};
+    }
+    first_level1 = *level1;
+    first_level2 = *level2;
+  }
+  const int blobs = blobs_directory_.get();
+  BlobListing listing;
+  auto level1 = sorted_folders(blobs, ".", tree_->blobs);
+  if (!level1) return level1.error();
+  for (const auto a : *level1) {
+    if (a < first_level1) continue;
+    const auto level1_name = hex_byte(a);
+    auto level2 = sorted_folders(blobs, level1_name, tree_->blobs / level1_name);
+    if (!level2) return level2.error();
+    for (const auto b : *level2) {
+      if (a == first_level1 && b < first_level2) continue;
+      const auto folder = level1_name + "/" + hex_byte(b);
+      const auto prefix = level1_name + hex_byte(b);
+      // One folder's names at a time: sorted, since readdir's order is the
+      // filesystem's.
+      std::vector<std::string> names;
+      auto read = for_each_name(blobs, folder, tree_->blobs / folder, [&](std::string_view name) {
+        if (name > after) names.emplace_back(name);
+      });
+      if (!read) return read.error();
+      std::sort(names.begin(), names.end());
+      for (const auto& name : names) {
+        const auto parsed = parse_blob_file_name(name);
+        if (!parsed) continue;  // not a kalavara file
+        const auto relative = folder + "/" + name;
+        if (!parsed->digest_hex.starts_with(prefix)) {
+          spdlog::warn("listing skips {}: it is not in its digest's folder",
+                       (tree_->blobs / relative).string());
+          continue;
+        }
+        auto blob = listed(relative, name, *parsed);
+        if (!blob) continue;
+        listing.blobs.push_back(std::move(*blob));
+        if (listing.blobs.size() == limit) {
+          listing.next = name;
+          return listing;
+        }
+      }
+    }
+  }
+  return listing;
+}
+
+Status FileBlobStore::quarantine(const KeyDigest& digest, std::uint64_t version) {
+  const auto relative = blob_path_in_blobs_directory(digest, version);
+  const auto from = tree_->blobs / relative;
+  const auto name = from.filename().string();
+  // Under its own name, or with a number after it when a copy of that name
+  // was quarantined before (a copy pulled again, and corrupt again).
+  constexpr int kAttempts = 100;
+  Status moved;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const auto to =
+        tree_->quarantine / (attempt == 0 ? name : name + "." + std::to_string(attempt));
+    moved = move_no_replace(from, to, tree_->seams.link_instead_of_rename);
+    if (moved || moved.error().code != Errc::kConflict) break;
+  }
+  if (!moved) return moved;
+  --tree_->files;
+  // Both folders changed: the file is in one and no longer in the other.
+  if (auto status = tree_->sync_directory(tree_->quarantine); !status) return status;
+  return tree_->sync_directory(from.parent_path());
+}
+
+Result<Verification> FileBlobStore::verify(std::string_view key, std::uint64_t version) {
+  const auto digest = digest_of(key);
+  const auto relative = blob_path_in_blobs_directory(digest, version);
+  UniqueFd fd(::openat(blobs_directory_.get(), relative.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return Error{Errc::kNotFound, "no such copy here"};
+    return io_error("open", errno);
+  }
+  std::string corruption;
+  auto header = read_header(fd.get());
+  if (!header) {
+    if (header.error().code != Errc::kInternal ||
+        !header.error().message.starts_with("corrupt blob header")) {
+      return header.error();  // an I/O error: the copy may be sound
+    }
+    corruption = header.error().message;
+  } else if (header->key != key) {
+    corruption = "the file holds another key";
+  } else if (header->version != version) {
+    corruption = "the file's header holds version " + std::to_string(header->version);
+  } else if (!header->checksum) {
+    return Verification{Verification::Outcome::kUnverifiable,
+                        "a format-1 copy has no checksum to verify against"};
+  } else {
+    // Read in large pieces: a verify is a sequential pass over the copy.
+    constexpr std::size_t kPiece = 1024 * 1024;
+    const auto buffer = std::make_unique_for_overwrite<char[]>(kPiece);
+    ValueHasher hasher;
+    auto offset = static_cast<off_t>(header->length);
+    for (;;) {
+      const ssize_t got = ::pread(fd.get(), buffer.get(), kPiece, offset);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return io_error("read", errno);
+      }
+      if (got == 0) break;
+      hasher.update(std::span<const char>(buffer.get(), static_cast<std::size_t>(got)));
+      offset += got;
+    }
+    const auto actual = hasher.finish();
+    if (actual == *header->checksum) return Verification{Verification::Outcome::kIntact, {}};
+    corruption = "its bytes' checksum is " + checksum_hex(actual) + ", its header says " +
+                 checksum_hex(*header->checksum);
+  }
+  fd.reset();
+  if (auto moved = quarantine(digest, version); !moved) {
+    return Error{Errc::kInternal,
+                 "corrupt copy (" + corruption + ") not quarantined: " + moved.error().message};
+  }
+  spdlog::warn("quarantined {} (key {}): {}", relative, percent_encode_component(key), corruption);
+  return Verification{Verification::Outcome::kQuarantined, corruption};
 }
 
 Result<BlobStore::Usage> FileBlobStore::usage() {

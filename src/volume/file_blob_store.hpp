@@ -21,6 +21,8 @@
 #include <memory>
 #include <vector>
 
+#include "common/digest.hpp"
+#include "volume/blob_file.hpp"
 #include "volume/blob_store.hpp"
 
 namespace kalavara {
@@ -65,6 +67,9 @@ class FileBlobStore final : public BlobStore {
   Status remove(std::string_view key, std::optional<std::uint64_t> up_to,
                 std::optional<std::uint64_t> exactly) override;
   Result<Usage> usage() override;
+  Result<BlobListing> list(std::string_view after, std::size_t limit) override;
+  Result<Verification> verify(std::string_view key, std::uint64_t version) override;
+  Status put_marker(std::string_view key, std::uint64_t version) override;
 
   ~FileBlobStore() override;
   FileBlobStore(const FileBlobStore&) = delete;
@@ -72,10 +77,21 @@ class FileBlobStore final : public BlobStore {
 
  private:
   FileBlobStore(std::shared_ptr<detail::BlobTree> tree, UniqueFd blobs_directory);
-  // The versions of the key present here, unordered; none when its folder
-  // does not exist. Fails with kInternal naming the folder when it cannot be
-  // listed.
-  Result<std::vector<std::uint64_t>> versions_of(std::string_view key) const;
+  // A file of one key: a value, or a delete marker.
+  struct KeyFile {
+    std::uint64_t version = 0;
+    bool marker = false;
+  };
+  // The key's files present here, unordered; none when its folder does not
+  // exist. Fails with kInternal naming the folder when it cannot be listed.
+  Result<std::vector<KeyFile>> files_of(std::string_view key) const;
+  // The listing's entry for the file at `relative` (to the blobs folder),
+  // named `name`: nullopt when it is gone (removed since its folder was
+  // read) or skipped (logged).
+  std::optional<StoredBlob> listed(const std::string& relative, std::string_view name,
+                                   const BlobFileName& parsed) const;
+  // Moves the value file of `version` to the quarantine folder, durably.
+  Status quarantine(const KeyDigest& digest, std::uint64_t version);
   // Paths, the file count and the durable-folder record, shared with the
   // writers, which may outlive the store.
   std::shared_ptr<detail::BlobTree> tree_;

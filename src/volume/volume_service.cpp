@@ -5,6 +5,7 @@
 #include "common/blocking.hpp"
 #include "common/checksum.hpp"
 #include "common/conditional.hpp"
+#include "common/http_client.hpp"
 #include "common/http_server.hpp"
 #include "common/internal_api.hpp"
 #include "common/key_codec.hpp"
@@ -26,6 +27,13 @@ std::optional<std::uint64_t> content_length(const http::RequestHeader& request) 
   return parse_decimal(request[Field::content_length]);
 }
 
+// A copy pulls its value over one connection; each read or write of it may
+// take this long, as a client's may at the server.
+constexpr auto kCopyIoTimeout = std::chrono::seconds(30);
+// A copy's bytes are handed to the blocking pool in pieces this large, so
+// the trips there cost little next to the writing (and memory stays small).
+constexpr std::size_t kCopyFlushBytes = 1024 * 1024;
+
 }  // namespace
 
 VolumeService::VolumeService(BlobStore& store, VolumeOptions options,
@@ -41,6 +49,14 @@ void VolumeService::add_routes(http::Router& router) {
              [this](http::Exchange& exchange) { return put(exchange); });
   router.add(store, Match::kPrefix, {Verb::delete_},
              [this](http::Exchange& exchange) { return erase(exchange); });
+  router.add(std::string(internal::kBlobsPath), Match::kExact, {Verb::get},
+             [this](http::Exchange& exchange) { return list_blobs(exchange); });
+  router.add(std::string(internal::kVerifyPath), Match::kPrefix, {Verb::post},
+             [this](http::Exchange& exchange) { return verify(exchange); });
+  router.add(std::string(internal::kCopyPath), Match::kPrefix, {Verb::post},
+             [this](http::Exchange& exchange) { return copy(exchange); });
+  router.add(std::string(internal::kMarkerPath), Match::kPrefix, {Verb::put},
+             [this](http::Exchange& exchange) { return put_marker(exchange); });
   http::add_health_route(router);
   router.add(
       std::string(internal::kStatsPath), Match::kExact, {Verb::get},
@@ -276,6 +292,211 @@ VolumeService::Answer VolumeService::erase(http::Exchange& exchange) {
   });
   if (!removed) co_return http::error_response(removed.error());
   co_return Response{HttpStatus::no_content, 11};
+}
+
+VolumeService::Answer VolumeService::list_blobs(http::Exchange& exchange) {
+  auto query = internal::parse_blobs_query(split_target(exchange.request().target()).query);
+  if (!query) co_return http::error_response(query.error());
+  Result<BlobListing> listing = BlobListing{};
+  co_await run_blocking(blocking_, [&] { listing = store_.list(query->after, query->limit); });
+  if (!listing) co_return http::error_response(listing.error());
+  std::string body;
+  for (auto& blob : listing->blobs) {
+    internal::BlobEntry entry;
+    entry.name = std::move(blob.name);
+    entry.key = std::move(blob.key);
+    entry.version = blob.version;
+    entry.size = blob.size;
+    if (blob.checksum) entry.checksum = checksum_hex(*blob.checksum);
+    entry.mtime = blob.mtime;
+    entry.marker = blob.marker;
+    body += internal::blob_entry_line(entry);
+  }
+  body += internal::blob_page_end_line(listing->next);
+  Response response{HttpStatus::ok, 11};
+  response.set(Field::content_type, "application/x-ndjson");
+  response.body() = std::move(body);
+  response.prepare_payload();
+  co_return response;
+}
+
+VolumeService::Answer VolumeService::verify(http::Exchange& exchange) {
+  const auto target = exchange.request().target();
+  auto key = key_in_target(target, internal::kVerifyPath);
+  if (!key) co_return http::error_response(key.error());
+  auto version = internal::parse_admin_version(split_target(target).query);
+  if (!version) co_return http::error_response(version.error());
+  Result<Verification> verification = Verification{};
+  co_await run_blocking(blocking_, [&] { verification = store_.verify(*key, *version); });
+  if (!verification) co_return http::error_response(verification.error());
+  switch (verification->outcome) {
+    case Verification::Outcome::kIntact:
+      co_return http::text_response(HttpStatus::ok, "ok");
+    case Verification::Outcome::kUnverifiable:
+      // Not a corruption: format-1 files predate checksums. It stays served.
+      co_return http::text_response(HttpStatus::ok, "ok, unverified: " + verification->reason);
+    case Verification::Outcome::kQuarantined:
+      break;
+  }
+  co_return http::text_response(HttpStatus::conflict,
+                                "corrupt, quarantined: " + verification->reason);
+}
+
+VolumeService::Answer VolumeService::put_marker(http::Exchange& exchange) {
+  const auto target = exchange.request().target();
+  auto key = key_in_target(target, internal::kMarkerPath);
+  if (!key) co_return http::error_response(key.error());
+  auto version = internal::parse_admin_version(split_target(target).query);
+  if (!version) co_return http::error_response(version.error());
+  Status stored;
+  co_await run_blocking(blocking_, [&] { stored = store_.put_marker(*key, *version); });
+  if (!stored) co_return http::error_response(stored.error());
+  co_return http::text_response(HttpStatus::created, "marker stored");
+}
+
+VolumeService::Answer VolumeService::copy(http::Exchange& exchange) {
+  const auto target = exchange.request().target();
+  auto key = key_in_target(target, internal::kCopyPath);
+  if (!key) co_return http::error_response(key.error());
+  auto call = internal::parse_copy(std::move(key).value(), split_target(target).query);
+  if (!call) co_return http::error_response(call.error());
+  const auto version_text = "version " + std::to_string(call->version);
+  const auto source_failed = [&](const std::string& why) {
+    return http::error_response(
+        {Errc::kPeerFailed, "copy from " + call->from.text + " failed: " + why});
+  };
+  // The source serves the copy as a read of that version, as the master's
+  // redirect would name it.
+  const auto source_target = internal::read_location("", call->key, call->version);
+
+  // What this volume holds under that version already (a repeated copy, or
+  // another value: then nothing may change).
+  std::optional<std::string> held_etag;
+  bool held = false;
+  {
+    Result<OpenBlob> opened = Error{Errc::kNotFound, ""};
+    co_await run_blocking(blocking_, [&] { opened = store_.open(call->key, call->version); });
+    if (opened) {
+      held = true;
+      if (opened->checksum) held_etag = etag_for(checksum_hex(*opened->checksum));
+    } else if (opened.error().code != Errc::kNotFound) {
+      co_return http::error_response(opened.error());
+    }
+  }
+  if (held) {
+    if (!held_etag) {
+      co_return http::error_response(
+          {Errc::kConflict, "this volume holds a format-1 copy of " + version_text +
+                                " (no checksum to compare with the source's)"});
+    }
+    // The source's ETag tells a repeat from a conflict; asked conditionally,
+    // a source holding the same value answers 304 without the body. Any
+    // body that still comes is read and dropped, never stored.
+    const http::FetchSink drop = [](std::span<const char>) -> http::asio::awaitable<Status> {
+      co_return Status{};
+    };
+    const std::vector<std::pair<Field, std::string>> headers{{Field::if_none_match, *held_etag}};
+    auto fetched = co_await http::fetch(call->from, source_target, drop, kCopyIoTimeout, headers);
+    if (!fetched) co_return source_failed(fetched.error().message);
+    if (fetched->status == 404) {
+      co_return http::error_response(
+          {Errc::kNotFound, "the source " + call->from.text + " has no " + version_text});
+    }
+    if (fetched->status != 304 && fetched->status != 200) {
+      co_return source_failed("it answered " + std::to_string(fetched->status));
+    }
+    if (fetched->etag != *held_etag) {
+      co_return http::error_response(
+          {Errc::kConflict, "this volume holds another value under " + version_text});
+    }
+    auto response = http::text_response(HttpStatus::ok, "already held");
+    response.set(Field::etag, *held_etag);
+    co_return response;
+  }
+
+  Result<std::unique_ptr<BlobWriter>> writer = Error{Errc::kInternal, "not begun"};
+  co_await run_blocking(blocking_, [&] { writer = store_.begin_write(call->key, call->version); });
+  if (!writer) co_return http::error_response(writer.error());
+  // Nothing of a failed copy stays: it was never committed anywhere.
+  const auto discard = [&]() -> http::asio::awaitable<void> {
+    Status removed;
+    co_await run_blocking(blocking_, [&] { removed = (*writer)->discard(); });
+    if (!removed) spdlog::warn("could not remove a failed copy: {}", removed.error().message);
+  };
+  const auto fail = [&](const Error& error) -> Answer {
+    co_await discard();
+    co_return http::error_response(error);
+  };
+
+  // The writer computes the checksum as a PUT's does; pieces gather here and
+  // are written off the io thread.
+  std::string pending;
+  std::optional<Error> local_failure;  // this volume's own (disk), not the source's
+  const auto flush = [&]() -> http::asio::awaitable<Status> {
+    Status appended;
+    co_await run_blocking(blocking_, [&] { appended = (*writer)->append(pending); });
+    pending.clear();
+    if (!appended) local_failure = appended.error();
+    co_return appended;
+  };
+  const http::FetchSink sink = [&](std::span<const char> chunk) -> http::asio::awaitable<Status> {
+    pending.append(chunk.data(), chunk.size());
+    if (pending.size() < kCopyFlushBytes) co_return Status{};
+    co_return co_await flush();
+  };
+  auto fetched = co_await http::fetch(call->from, source_target, sink, kCopyIoTimeout);
+  if (!fetched) {
+    if (local_failure) co_return co_await fail(*local_failure);
+    const Error failed{Errc::kPeerFailed,
+                       "copy from " + call->from.text + " failed: " + fetched.error().message};
+    co_return co_await fail(failed);
+  }
+  if (fetched->status == 404) {
+    const Error absent{Errc::kNotFound,
+                       "the source " + call->from.text + " has no " + version_text};
+    co_return co_await fail(absent);
+  }
+  if (fetched->status != 200) {
+    auto reason = fetched->body;
+    while (!reason.empty() && (reason.back() == '\n' || reason.back() == '\r')) reason.pop_back();
+    const Error refused{Errc::kPeerFailed, "copy from " + call->from.text +
+                                               " failed: it answered " +
+                                               std::to_string(fetched->status) + " " + reason};
+    co_return co_await fail(refused);
+  }
+  if (!pending.empty()) {
+    if (auto flushed = co_await flush(); !flushed) co_return co_await fail(flushed.error());
+  }
+  Result<BlobWriter::Written> written = Error{Errc::kInternal, "not synced"};
+  co_await run_blocking(blocking_, [&] { written = (*writer)->sync(); });
+  if (!written) co_return co_await fail(written.error());
+  const auto etag = etag_for(checksum_hex(written->checksum));
+  if (fetched->etag != etag) {
+    const Error mismatch{Errc::kPeerFailed,
+                         "copy from " + call->from.text + " failed: the bytes' checksum gives " +
+                             etag + ", the source's ETag is " +
+                             (fetched->etag.empty() ? "missing" : fetched->etag)};
+    co_return co_await fail(mismatch);
+  }
+  Status publication;
+  co_await run_blocking(blocking_, [&] { publication = (*writer)->publish(); });
+  if (!publication) {
+    if (publication.error().code != Errc::kConflict) co_return co_await fail(publication.error());
+    // A concurrent copy (or upload) of this version published first: a
+    // repeat if it holds these bytes.
+    Result<OpenBlob> now_held = Error{Errc::kNotFound, ""};
+    co_await run_blocking(blocking_, [&] { now_held = store_.open(call->key, call->version); });
+    if (!now_held || !now_held->checksum || *now_held->checksum != written->checksum) {
+      co_return http::error_response(
+          {Errc::kConflict, "this volume holds another value under " + version_text});
+    }
+    auto response = http::text_response(HttpStatus::ok, "already held");
+    response.set(Field::etag, etag);
+    co_return response;
+  }
+  auto response = http::text_response(HttpStatus::created, "copied");
+  response.set(Field::etag, etag);
+  co_return response;
 }
 
 }  // namespace kalavara

@@ -11,9 +11,25 @@
 //                                     If-None-Match (304); 404. A small value is
 //                                     sent in one write with the header, a large
 //                                     one by sendfile
-//   DELETE /store/{key}[?upto=V]      removes versions up to V (all without it);
-//                                     204; 404
+//   DELETE /store/{key}?upto=V | ?version=V
+//                                     removes versions up to V (and the delete
+//                                     markers among them), or the value V; 204; 404
 //   GET    /healthz                   200
+//   GET    /stats                     free bytes and value files (markers not counted)
+//
+// Maintenance (the master and `kalavara-master rebuild`; see common/internal_api.hpp):
+//   GET    /admin/blobs?after=NAME&limit=N
+//                                     a page of the files held, values and
+//                                     markers, in name order (NDJSON)
+//   POST   /admin/verify/{key}?version=V
+//                                     re-read the copy against its checksum:
+//                                     200; 409, and the copy is quarantined; 404
+//   POST   /admin/copy/{key}?version=V&from=URL
+//                                     pull version V from another volume, checked
+//                                     against its ETag: 201; 200 already held; 409
+//                                     another value held; 404; 502
+//   PUT    /admin/marker/{key}?version=T
+//                                     leave a durable delete marker at T: 201
 //
 // Thread-safe: handlers run concurrently on the io threads.
 #pragma once
@@ -52,6 +68,10 @@ class VolumeService {
   Answer put(http::Exchange& exchange);
   Answer get(http::Exchange& exchange);
   Answer erase(http::Exchange& exchange);
+  Answer list_blobs(http::Exchange& exchange);
+  Answer verify(http::Exchange& exchange);
+  Answer copy(http::Exchange& exchange);
+  Answer put_marker(http::Exchange& exchange);
 
   BlobStore& store_;
   const VolumeOptions options_;

@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <random>
 #include <semaphore>
@@ -555,6 +557,333 @@ TEST_F(FileBlobStoreDurability, AWriterFindingAFolderStillBeingMadeSyncsItsParen
   EXPECT_EQ(by_other, (Paths{parent, level2(other_key)}));
   EXPECT_EQ(value_of(blobs, creator_key, 1), "creator's");
   EXPECT_EQ(value_of(blobs, other_key, 1), "other's");
+}
+
+// ---------------------------------------------------------------------------
+// The maintenance side: listing, delete markers, verification and quarantine.
+
+class FileBlobStoreMaintenance : public ::testing::Test {
+ protected:
+  void SetUp() override { reopen(); }
+
+  void reopen() {
+    blobs_.reset();
+    auto opened = FileBlobStore::open_at(dir_.path());
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    blobs_ = std::move(opened).value();
+  }
+
+  // Every page from `after` on, `limit` at a time, checking each page's
+  // shape; the entries in order.
+  std::vector<StoredBlob> list_all(std::size_t limit, std::string after = {}) {
+    std::vector<StoredBlob> all;
+    for (int page = 0; page < 100000; ++page) {
+      auto listing = blobs_->list(after, limit);
+      EXPECT_TRUE(listing.ok()) << listing.error().message;
+      if (!listing) return all;
+      EXPECT_LE(listing->blobs.size(), limit);
+      if (!listing->next.empty()) {
+        // A full page, whose cursor is its last name.
+        EXPECT_EQ(listing->blobs.size(), limit);
+        EXPECT_EQ(listing->next, listing->blobs.back().name);
+      }
+      for (auto& blob : listing->blobs) all.push_back(std::move(blob));
+      if (listing->next.empty()) return all;
+      after = listing->next;
+    }
+    ADD_FAILURE() << "the listing never ended";
+    return all;
+  }
+
+  static std::vector<std::string> names_of(const std::vector<StoredBlob>& blobs) {
+    std::vector<std::string> names;
+    for (const auto& blob : blobs) names.push_back(blob.name);
+    return names;
+  }
+
+  std::uint64_t files() {
+    auto usage = blobs_->usage();
+    EXPECT_TRUE(usage.ok());
+    return usage.ok() ? usage->files : 0;
+  }
+
+  fs::path value_path(std::string_view key, std::uint64_t version) const {
+    return dir_.path() / blob_relative_path(digest_of(key), version);
+  }
+
+  DataDir dir_;
+  std::unique_ptr<FileBlobStore> blobs_;
+};
+
+std::string name_of(std::string_view key, std::uint64_t version, bool marker = false) {
+  return fs::path(marker ? marker_path_in_blobs_directory(digest_of(key), version)
+                         : blob_path_in_blobs_directory(digest_of(key), version))
+      .filename()
+      .string();
+}
+
+TEST_F(FileBlobStoreMaintenance, ListsEveryFileInNameOrderAtEveryPageSize) {
+  // Keys in folders of their own, three sharing one folder, several
+  // versions of one key and a marker: 27 files over 22 folders.
+  std::vector<std::pair<std::string, std::uint64_t>> values;
+  for (int i = 0; i < 20; ++i) values.emplace_back("key-" + std::to_string(i), 7);
+  const auto neighbour = key_in_the_folder_of("key-0");
+  values.emplace_back(neighbour, 3);
+  values.emplace_back(key_in_the_folder_of(neighbour), 4);
+  values.emplace_back("key-1", 9);
+  values.emplace_back("key-1", 12);
+  values.emplace_back(std::string(kMaxKeyBytes, '\xff'), 1);
+  values.emplace_back("a/b c%\x01", 2);
+  std::vector<std::string> expected;
+  for (const auto& [key, version] : values) {
+    store(*blobs_, key, version, "value of " + key + std::to_string(version));
+    expected.push_back(name_of(key, version));
+  }
+  ASSERT_TRUE(blobs_->put_marker("key-1", 10).ok());
+  expected.push_back(name_of("key-1", 10, true));
+  std::sort(expected.begin(), expected.end());
+
+  for (std::size_t limit = 1; limit <= expected.size() + 1; ++limit) {
+    EXPECT_EQ(names_of(list_all(limit)), expected) << "limit " << limit;
+  }
+  // Every entry describes its file.
+  for (const auto& blob : list_all(1000)) {
+    if (blob.marker) {
+      EXPECT_EQ(blob.key, "key-1");
+      EXPECT_EQ(blob.version, 10U);
+      EXPECT_EQ(blob.size, 0U);
+      EXPECT_FALSE(blob.checksum.has_value());
+      continue;
+    }
+    const auto value = "value of " + blob.key + std::to_string(blob.version);
+    EXPECT_EQ(blob.name, name_of(blob.key, blob.version));
+    EXPECT_EQ(blob.size, value.size());
+    EXPECT_EQ(blob.checksum, checksum_of(value));
+    EXPECT_NEAR(static_cast<double>(blob.mtime),
+                static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count()),
+                60);
+  }
+  EXPECT_NE(std::find(expected.begin(), expected.end(), name_of("a/b c%\x01", 2)), expected.end());
+}
+
+TEST_F(FileBlobStoreMaintenance, AnEmptyStoreListsNothing) {
+  auto listing = blobs_->list("", 10);
+  ASSERT_TRUE(listing.ok()) << listing.error().message;
+  EXPECT_TRUE(listing->blobs.empty());
+  EXPECT_EQ(listing->next, "");
+}
+
+TEST_F(FileBlobStoreMaintenance, ACursorInTheMiddleOfAFolderResumesJustAfterIt) {
+  const std::string first = "key";
+  const auto second = key_in_the_folder_of(first);
+  const auto third = key_in_the_folder_of(second);
+  std::map<std::string, std::string> key_of;  // by name, so in name order
+  for (const auto& key : {first, second, third}) {
+    store(*blobs_, key, 5, "v");
+    key_of[name_of(key, 5)] = key;
+  }
+  std::vector<std::string> names;
+  for (const auto& [name, key] : key_of) names.push_back(name);
+  EXPECT_EQ(names_of(list_all(10, names[0])), (std::vector<std::string>{names[1], names[2]}));
+  EXPECT_EQ(names_of(list_all(1, names[1])), (std::vector<std::string>{names[2]}));
+  EXPECT_TRUE(list_all(10, names[2]).empty());
+  // A cursor whose file went between two pages still resumes after it.
+  ASSERT_TRUE(blobs_->remove(key_of[names[1]], std::nullopt, std::nullopt).ok());
+  EXPECT_EQ(names_of(list_all(10, names[1])), (std::vector<std::string>{names[2]}));
+  // A cursor just before a version's file, and the same version's marker.
+  const auto& last = key_of[names[2]];
+  ASSERT_TRUE(blobs_->put_marker(last, 5).ok());
+  EXPECT_EQ(names_of(list_all(10, names[1])),
+            (std::vector<std::string>{names[2], name_of(last, 5, true)}));
+  EXPECT_EQ(names_of(list_all(10, names[2])), std::vector<std::string>{name_of(last, 5, true)});
+}
+
+TEST_F(FileBlobStoreMaintenance, ACursorSeeksToItsFolderWithoutReadingTheOnesBefore) {
+  const auto early = key_where([](const KeyDigest& d) { return d.bytes[0] == 0x10; });
+  const auto late = key_where([](const KeyDigest& d) { return d.bytes[0] == 0xe0; });
+  store(*blobs_, early, 1, "early");
+  store(*blobs_, late, 1, "late");
+  // A level-1 "folder" that cannot be listed, before the late key's.
+  std::ofstream(dir_.path() / kBlobsDirectory / "20") << "not a folder";
+  const auto from_start = blobs_->list("", 10);
+  ASSERT_FALSE(from_start.ok()) << "a listing that skipped a folder would pass for complete";
+  EXPECT_EQ(from_start.error().code, Errc::kInternal);
+  // From a cursor past it, the walk starts at the cursor's folder.
+  const auto cursor = std::string("3000") + std::string(60, '0') + ".0000000000000001";
+  auto listing = blobs_->list(cursor, 10);
+  ASSERT_TRUE(listing.ok()) << listing.error().message;
+  EXPECT_EQ(names_of(listing->blobs), std::vector<std::string>{name_of(late, 1)});
+}
+
+TEST_F(FileBlobStoreMaintenance, ACursorThatIsNotANameIsRefused) {
+  for (const auto* after : {"x", "0", "zz00", "00z0", "0A00"}) {
+    const auto listing = blobs_->list(after, 10);
+    ASSERT_FALSE(listing.ok()) << after;
+    EXPECT_EQ(listing.error().code, Errc::kBadInput) << after;
+  }
+  EXPECT_TRUE(blobs_->list("00ff", 10).ok());
+}
+
+TEST_F(FileBlobStoreMaintenance, ForeignAndMismatchedFilesAreSkipped) {
+  store(*blobs_, "good", 1, "good value");
+  store(*blobs_, "moved", 1, "value");
+  const auto folder = dir_.path() / blob_directory(digest_of("good"));
+  // Not kalavara names.
+  std::ofstream(folder / "README") << "notes";
+  std::ofstream(folder / (digest_of("good").hex() + ".000000000000000G")) << "x";
+  // A kalavara name whose file holds another key.
+  fs::create_directories(dir_.path() / blob_directory(digest_of("theirs")));
+  fs::rename(value_path("moved", 1), value_path("theirs", 1));
+  // A kalavara name whose header is garbage.
+  std::ofstream(value_path("good", 2), std::ios::binary) << "not a header";
+  // A header whose version is not its name's.
+  store(*blobs_, "renumbered", 1, "value");
+  fs::rename(value_path("renumbered", 1), value_path("renumbered", 3));
+  EXPECT_EQ(names_of(list_all(1)), std::vector<std::string>{name_of("good", 1)});
+}
+
+TEST_F(FileBlobStoreMaintenance, MarkersAreListedNeverServedNotCountedAndRemovedUpToTheirVersion) {
+  store(*blobs_, "key", 1, "one");
+  store(*blobs_, "key", 3, "three");
+  ASSERT_TRUE(blobs_->put_marker("key", 5).ok());
+  ASSERT_TRUE(blobs_->put_marker("key", 5).ok()) << "a repeated marker is the same marker";
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "tmp"));
+  EXPECT_EQ(files(), 2U);
+  reopen();
+  EXPECT_EQ(files(), 2U) << "counted at open: values only";
+
+  // Never served: not as its version, not as the newest.
+  EXPECT_EQ(blobs_->open("key", 5).error().code, Errc::kNotFound);
+  EXPECT_EQ(value_of(*blobs_, "key", 3), "three");
+  auto newest = blobs_->open("key", std::nullopt);
+  ASSERT_TRUE(newest.ok()) << newest.error().message;
+  ASSERT_TRUE(newest->bytes.has_value());
+  EXPECT_EQ(*newest->bytes, "three");
+  // A marker alone is no value.
+  ASSERT_TRUE(blobs_->put_marker("deleted", 2).ok());
+  EXPECT_EQ(blobs_->open("deleted", std::nullopt).error().code, Errc::kNotFound);
+
+  // The marker's file: a header with the key and T, and no value.
+  const auto marker_file =
+      dir_.path() / kBlobsDirectory / marker_path_in_blobs_directory(digest_of("key"), 5);
+  const auto bytes = [&] {
+    std::ifstream in(marker_file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  auto header = decode_blob_header(bytes);
+  ASSERT_TRUE(header.ok()) << header.error().message;
+  EXPECT_EQ(header->key, "key");
+  EXPECT_EQ(header->version, 5U);
+  EXPECT_EQ(header->length, bytes.size());
+
+  // A removal of exactly a version never takes a marker; up to it does.
+  EXPECT_EQ(blobs_->remove("key", std::nullopt, 5).error().code, Errc::kNotFound);
+  ASSERT_TRUE(blobs_->remove("key", 4, std::nullopt).ok());
+  EXPECT_EQ(
+      names_of(list_all(10)),
+      (std::vector<std::string>{std::min(name_of("key", 5, true), name_of("deleted", 2, true)),
+                                std::max(name_of("key", 5, true), name_of("deleted", 2, true))}));
+  EXPECT_EQ(files(), 0U);
+  ASSERT_TRUE(blobs_->remove("key", 5, std::nullopt).ok());
+  EXPECT_FALSE(fs::exists(marker_file));
+  EXPECT_EQ(blobs_->remove("key", 9, std::nullopt).error().code, Errc::kNotFound);
+  ASSERT_TRUE(blobs_->remove("deleted", std::nullopt, std::nullopt).ok()) << "all of them";
+  EXPECT_TRUE(list_all(10).empty());
+}
+
+// Flips one byte of a file, at `offset` from its start.
+void flip_byte(const fs::path& path, std::uint64_t offset) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  file.get(c);
+  file.seekp(static_cast<std::streamoff>(offset));
+  file.put(static_cast<char>(c ^ 0x20));
+}
+
+TEST_F(FileBlobStoreMaintenance, VerifyFindsAnIntactCopyIntact) {
+  const auto value = random_bytes(3 * 1024 * 1024 + 17);  // several read pieces
+  store(*blobs_, "key", 4, value);
+  auto verified = blobs_->verify("key", 4);
+  ASSERT_TRUE(verified.ok()) << verified.error().message;
+  EXPECT_EQ(verified->outcome, Verification::Outcome::kIntact);
+  EXPECT_EQ(value_of(*blobs_, "key", 4), value);
+  EXPECT_EQ(blobs_->verify("key", 5).error().code, Errc::kNotFound);
+  EXPECT_EQ(blobs_->verify("absent", 4).error().code, Errc::kNotFound);
+  EXPECT_TRUE(fs::is_empty(dir_.path() / kQuarantineDirectory));
+}
+
+TEST_F(FileBlobStoreMaintenance, ACorruptCopyIsQuarantinedNeverServedListedOrCounted) {
+  const auto value = random_bytes(200 * 1024);
+  store(*blobs_, "key", 4, value);
+  store(*blobs_, "key", 2, "older");
+  const auto path = value_path("key", 4);
+  flip_byte(path, kBlobFixedHeaderBytes + 3 + 150 * 1024);
+  auto verified = blobs_->verify("key", 4);
+  ASSERT_TRUE(verified.ok()) << verified.error().message;
+  EXPECT_EQ(verified->outcome, Verification::Outcome::kQuarantined);
+  EXPECT_NE(verified->reason.find("checksum"), std::string::npos) << verified->reason;
+
+  EXPECT_FALSE(fs::exists(path));
+  const auto quarantined = dir_.path() / kQuarantineDirectory / name_of("key", 4);
+  ASSERT_TRUE(fs::exists(quarantined));
+  EXPECT_EQ(fs::file_size(quarantined), kBlobFixedHeaderBytes + 3 + value.size());
+  EXPECT_EQ(blobs_->open("key", 4).error().code, Errc::kNotFound);
+  EXPECT_EQ(value_of(*blobs_, "key", 2), "older");
+  auto newest = blobs_->open("key", std::nullopt);
+  ASSERT_TRUE(newest.ok());
+  EXPECT_EQ(*newest->bytes, "older");
+  EXPECT_EQ(names_of(list_all(10)), std::vector<std::string>{name_of("key", 2)});
+  EXPECT_EQ(files(), 1U);
+  EXPECT_EQ(blobs_->verify("key", 4).error().code, Errc::kNotFound);
+  reopen();
+  EXPECT_EQ(files(), 1U) << "the quarantine is outside the tree";
+
+  // The same name quarantined again keeps the first one.
+  store(*blobs_, "key", 4, value);
+  flip_byte(value_path("key", 4), kBlobFixedHeaderBytes + 3);
+  verified = blobs_->verify("key", 4);
+  ASSERT_TRUE(verified.ok()) << verified.error().message;
+  EXPECT_EQ(verified->outcome, Verification::Outcome::kQuarantined);
+  EXPECT_TRUE(fs::exists(quarantined));
+  EXPECT_TRUE(fs::exists(quarantined.string() + ".1"));
+}
+
+TEST_F(FileBlobStoreMaintenance, ACopyWithAnUnreadableHeaderIsQuarantinedToo) {
+  store(*blobs_, "key", 4, "value");
+  flip_byte(value_path("key", 4), 0);  // the magic
+  auto verified = blobs_->verify("key", 4);
+  ASSERT_TRUE(verified.ok()) << verified.error().message;
+  EXPECT_EQ(verified->outcome, Verification::Outcome::kQuarantined);
+  EXPECT_TRUE(fs::exists(dir_.path() / kQuarantineDirectory / name_of("key", 4)));
+
+  store(*blobs_, "mine", 1, "value");
+  fs::create_directories(dir_.path() / blob_directory(digest_of("theirs")));
+  fs::rename(value_path("mine", 1), value_path("theirs", 1));
+  verified = blobs_->verify("theirs", 1);
+  ASSERT_TRUE(verified.ok()) << verified.error().message;
+  EXPECT_EQ(verified->outcome, Verification::Outcome::kQuarantined);
+  EXPECT_NE(verified->reason.find("another key"), std::string::npos) << verified->reason;
+}
+
+TEST_F(FileBlobStoreMaintenance, AFormat1CopyCannotBeVerifiedAndStays) {
+  const std::string key = "old";
+  const std::string file = std::string("KLVB") + '\x01' + '\0' + '\x1b' + '\0' + '\x03' + '\0' +
+                           std::string(6, '\0') + std::string(8, '\0') + key + "value";
+  const auto path = value_path(key, 0);
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << file;
+  auto verified = blobs_->verify(key, 0);
+  ASSERT_TRUE(verified.ok()) << verified.error().message;
+  EXPECT_EQ(verified->outcome, Verification::Outcome::kUnverifiable);
+  EXPECT_TRUE(fs::exists(path));
+  // Listed without a checksum.
+  const auto listed = list_all(10);
+  ASSERT_EQ(listed.size(), 1U);
+  EXPECT_FALSE(listed[0].checksum.has_value());
+  EXPECT_EQ(listed[0].size, 5U);
 }
 
 }  // namespace

@@ -197,6 +197,37 @@ TEST(BlobPage, RefusesTruncatedOrForeignBodies) {
   }
 }
 
+TEST(BlobsQuery, RoundTripsAndBoundsTheLimit) {
+  const auto parsed =
+      parse_blobs_query(split_target(blobs_target("00ab.0000000000000001", 7)).query);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->after, "00ab.0000000000000001");
+  EXPECT_EQ(parsed->limit, 7U);
+  const auto start = parse_blobs_query(split_target(blobs_target("", kMaxBlobPage)).query);
+  ASSERT_TRUE(start.ok()) << start.error().message;
+  EXPECT_EQ(start->after, "");
+  EXPECT_EQ(start->limit, kMaxBlobPage);
+  const auto defaults = parse_blobs_query("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->limit, kDefaultBlobPage);
+  for (const auto* query : {"limit=0", "limit=10001", "limit=-1", "limit=x", "limit="}) {
+    const auto refused = parse_blobs_query(query);
+    ASSERT_FALSE(refused.ok()) << query;
+    EXPECT_EQ(refused.error().code, Errc::kBadInput) << query;
+  }
+}
+
+TEST(AdminVersion, VerifyAndMarkerTargetsCarryTheVersion) {
+  for (const auto& target : {verify_target("a/b c", 42), marker_target("a/b c", 42)}) {
+    const auto version = parse_admin_version(split_target(target).query);
+    ASSERT_TRUE(version.ok()) << target;
+    EXPECT_EQ(*version, 42U);
+  }
+  EXPECT_FALSE(parse_admin_version("").ok());
+  EXPECT_FALSE(parse_admin_version("version=0").ok());
+  EXPECT_FALSE(parse_admin_version("version=abc").ok());
+}
+
 TEST(CopyCall, RoundTripsAndNeedsBothParameters) {
   const CopyCall call{"k/1", 9, parse_base_url("http://a:1").value()};
   const auto target = copy_target(call);
