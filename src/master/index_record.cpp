@@ -105,6 +105,7 @@ std::string encode_record(const IndexRecord& record) {
     put_bytes(out, record.previous->checksum);
     put_volumes(out, record.previous->volumes);
   }
+  put_volumes(out, record.markers);
   return out;
 }
 
@@ -134,6 +135,7 @@ Result<IndexRecord> decode_record(std::string_view bytes) {
       return corrupt("truncated previous version");
     }
   }
+  if (!reader.volumes(record.markers)) return corrupt("truncated marker list");
   if (!reader.at_end()) return corrupt("trailing bytes");
   return record;
 }

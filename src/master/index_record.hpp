@@ -20,6 +20,7 @@
 //   varint volume count, then each volume's URL as a string
 //   u8     has previous (0 or 1); when 1: varint version, string checksum,
 //          varint volume count, volume URLs
+//   varint marker volume count, then each URL as a string (a tombstone's)
 // Format 1 (the first builds) is format 2's first six fields with size and
 // version swapped, no previous, and only the committed state. A reader
 // rejects formats it does not know; a new field means a new format number,
@@ -52,6 +53,9 @@ struct IndexRecord {
   std::string checksum;              // committed only: XXH3-128 as 32 hex digits
   std::vector<std::string> volumes;  // canonical base URLs (see the states above)
   std::optional<Previous> previous;  // committed only
+  // Tombstone only: volumes holding a delete marker for it (left while a
+  // copy's removal stays queued; removed once every removal is confirmed).
+  std::vector<std::string> markers;
 
   bool committed() const { return state == State::kCommitted; }
   bool tombstone() const { return state == State::kTombstone; }

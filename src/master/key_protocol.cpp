@@ -153,7 +153,8 @@ DeleteDecision decide_delete(const RecordRead& current, std::string_view key,
 }
 
 KeyMutation decide_removals_done(const RecordRead& current, std::string_view key,
-                                 const std::vector<PendingRemoval>& done, std::uint64_t now,
+                                 const std::vector<PendingRemoval>& done,
+                                 const std::vector<std::string>& marked, std::uint64_t now,
                                  const ProtocolSettings& settings) {
   KeyMutation mutation;
   mutation.key = std::string(key);
@@ -166,15 +167,32 @@ KeyMutation decide_removals_done(const RecordRead& current, std::string_view key
     if (removal.up_to < record->version) continue;  // an older removal: not this delete's
     std::erase(remaining, removal.volume);
   }
-  if (remaining == record->volumes) return mutation;
+  auto markers = record->markers;
+  std::vector<std::string> new_markers;
+  for (const auto& volume : marked) {
+    if (std::find(markers.begin(), markers.end(), volume) == markers.end()) {
+      markers.push_back(volume);
+      new_markers.push_back(volume);
+    }
+  }
+  if (remaining == record->volumes && new_markers.empty()) return mutation;
   mutation.expected = current;
   auto& next = mutation.record.emplace(*record);
   next.volumes = std::move(remaining);
+  next.markers = std::move(markers);
   if (next.volumes.empty()) {
-    // The delete's queued collection may have come and gone while a volume
-    // was still unconfirmed; this queues it again (the same entry, if not).
-    mutation.collect.push_back({std::string(key), record->version,
-                                std::max(now, collection_time(record->version, settings))});
+    const bool last_confirmation = !record->volumes.empty();
+    if (last_confirmation) {
+      // The delete's queued collection may have come and gone while a
+      // volume was still unconfirmed; this queues it again (the same entry,
+      // if not).
+      mutation.collect.push_back({std::string(key), record->version,
+                                  std::max(now, collection_time(record->version, settings))});
+    }
+    // Every copy is gone: the markers have nothing left to speak for.
+    for (const auto& volume : last_confirmation ? next.markers : new_markers) {
+      mutation.queue.push_back({volume, std::string(key), record->version, now});
+    }
   }
   return mutation;
 }
@@ -305,12 +323,13 @@ KeyProtocol::Async<std::vector<KeyRecord>> KeyProtocol::scan(std::string_view af
 }
 
 boost::asio::awaitable<Status> KeyProtocol::removals_done(std::string_view key,
-                                                          const std::vector<PendingRemoval>& done) {
+                                                          const std::vector<PendingRemoval>& done,
+                                                          const std::vector<std::string>& marked) {
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     auto current = co_await store_.read(key);
     if (!current) co_return current.error();
     auto applied =
-        co_await store_.apply(decide_removals_done(*current, key, done, now_(), settings_));
+        co_await store_.apply(decide_removals_done(*current, key, done, marked, now_(), settings_));
     if (!applied) co_return applied.error();
     if (*applied) co_return Status{};
   }

@@ -76,12 +76,15 @@ DeleteDecision decide_delete(const RecordRead& current, std::string_view key,
                              std::string_view if_match, std::uint64_t tombstone_version,
                              std::uint64_t now, const ProtocolSettings& settings);
 
-// After volumes confirmed the removals `done` of `key`: clears them from the
-// queue and, for a tombstone they complete, drops those volumes from it; the
-// last one queues the tombstone's collection. Not durable: lost, the
-// removals are only carried out again.
+// After volumes confirmed the removals `done` of `key`, and delete markers
+// were left on `marked` ones: clears the removals from the queue and, for a
+// tombstone, drops the confirmed volumes from it and notes the markers; the
+// last confirmation queues the tombstone's collection and the removal of
+// its markers (no copy is left that a rebuild could mistake for the value).
+// Not durable: lost, the removals are only carried out again.
 KeyMutation decide_removals_done(const RecordRead& current, std::string_view key,
-                                 const std::vector<PendingRemoval>& done, std::uint64_t now,
+                                 const std::vector<PendingRemoval>& done,
+                                 const std::vector<std::string>& marked, std::uint64_t now,
                                  const ProtocolSettings& settings);
 
 // A due tombstone collection: erase the tombstone if every removal is
@@ -163,9 +166,11 @@ class KeyProtocol {
   // Up to `limit` records after `after`, in key order (IndexStore::scan).
   Async<std::vector<KeyRecord>> scan(std::string_view after, std::size_t limit);
 
-  // Volumes confirmed these removals of `key` (see decide_removals_done).
+  // Volumes confirmed these removals of `key`, and markers were left on
+  // `marked` (see decide_removals_done).
   boost::asio::awaitable<Status> removals_done(std::string_view key,
-                                               const std::vector<PendingRemoval>& done);
+                                               const std::vector<PendingRemoval>& done,
+                                               const std::vector<std::string>& marked = {});
 
   // Removals queued for `volume` that are due now, earliest first (after
   // `after`, as IndexStore::due_removals).

@@ -120,39 +120,45 @@ asio::awaitable<void> RemovalWorker::remove_now(std::vector<PendingRemoval> remo
   const auto attempted = up.size();
   auto outcome = co_await carry_out(std::move(up));
   left_queued += attempted - outcome.done.size();
+  std::vector<std::string> marked;
   if (left_queued > 0) {
     // A copy stays behind until its volume takes the removal. Should the
     // index be lost before then, a rebuild would see only that copy: a
     // marker on the volumes that did take it (or else on another that is
     // up) tells it the key was deleted.
-    std::vector<std::string> marked;
+    std::vector<std::string> wanted;
     for (const auto& removal : outcome.done) {
-      if (removal.up_to == version) marked.push_back(removal.volume);
+      if (removal.up_to == version) wanted.push_back(removal.volume);
     }
-    if (marked.empty()) {
+    if (wanted.empty()) {
       for (const auto& candidate : marker_candidates) {
         if (!health.is_up(candidate)) continue;
-        marked.push_back(candidate);
+        wanted.push_back(candidate);
         break;
       }
     }
-    for (const auto& volume : marked) {
+    for (const auto& volume : wanted) {
       auto url = parse_base_url(volume);
       if (!url) continue;
       if (auto status = co_await internal::send_marker(*url, key, version); !status) {
         spdlog::warn("could not leave a delete marker on {}: {}", volume, status.error().message);
+        continue;
       }
+      marked.push_back(volume);
     }
   }
-  if (outcome.done.empty()) co_return;
-  // The copies are gone: the caller may answer now. Recording that is
-  // bookkeeping (lost, a removal is only carried out again), so it does not
-  // hold the answer up.
-  auto report_owned = [](RemovalWorker& worker,
-                         std::vector<PendingRemoval> done) -> asio::awaitable<void> {
-    co_await worker.report(done);
+  if (outcome.done.empty() && marked.empty()) co_return;
+  // The copies are gone: the caller may answer now. Recording that (and the
+  // markers) is bookkeeping — lost, a removal is only carried out again —
+  // so it does not hold the answer up.
+  auto report_owned = [](KeyProtocol& protocol, std::string key, std::vector<PendingRemoval> done,
+                         std::vector<std::string> markers) -> asio::awaitable<void> {
+    if (auto status = co_await protocol.removals_done(key, done, markers); !status) {
+      spdlog::warn("could not clear done removals from the queue: {}", status.error().message);
+    }
   };
-  asio::co_spawn(co_await asio::this_coro::executor, report_owned(*this, std::move(outcome.done)),
+  asio::co_spawn(co_await asio::this_coro::executor,
+                 report_owned(protocol_, key, std::move(outcome.done), std::move(marked)),
                  asio::detached);
 }
 

@@ -25,6 +25,7 @@ IndexRecord tombstone() {
   record.state = IndexRecord::State::kTombstone;
   record.version = 43;
   record.volumes = {"http://127.0.0.1:6002"};
+  record.markers = {"http://127.0.0.1:6001"};
   return record;
 }
 

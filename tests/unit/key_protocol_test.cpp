@@ -264,7 +264,7 @@ TEST(DecideDelete, TheTombstoneMustBeAboveTheRecord) {
 TEST(DecideRemovalsDone, ClearsTheQueueAndTheTombstonesConfirmedVolumes) {
   const auto t = tombstone(kNow, {kA, kB});
   const std::vector<PendingRemoval> done{{kA, "k", kNow, kNow}};
-  const auto m = decide_removals_done(read_of(t), "k", done, kNow + 1, settings());
+  const auto m = decide_removals_done(read_of(t), "k", done, {}, kNow + 1, settings());
   EXPECT_EQ(m.cleared, done);
   ASSERT_TRUE(m.expected.has_value());
   EXPECT_EQ(*m.record, tombstone(kNow, {kB}));
@@ -276,25 +276,46 @@ TEST(DecideRemovalsDone, TheLastConfirmationQueuesTheCollection) {
   const auto t = tombstone(kNow, {kB});
   const std::vector<PendingRemoval> done{{kB, "k", kNow, kNow}};
   const auto later = kNow + 7'200'000'000;
-  const auto m = decide_removals_done(read_of(t), "k", done, later, settings());
+  const auto m = decide_removals_done(read_of(t), "k", done, {}, later, settings());
   EXPECT_EQ(*m.record, tombstone(kNow, {}));
   EXPECT_EQ(m.collect, (std::vector<PendingCollection>{{"k", kNow, later}}))
       << "long past the max upload time: collectable at once";
-  const auto soon = decide_removals_done(read_of(t), "k", done, kNow + 1, settings());
+  const auto soon = decide_removals_done(read_of(t), "k", done, {}, kNow + 1, settings());
   EXPECT_EQ(soon.collect, (std::vector<PendingCollection>{{"k", kNow, kNow + 3'600'000'001}}));
+}
+
+TEST(DecideRemovalsDone, MarkersGoOnceEveryCopyIsGone) {
+  const auto t = tombstone(kNow, {kB});
+  // a took its removal and holds a marker; b's copy is still there.
+  const auto noted = decide_removals_done(read_of(t), "k", {}, {kA}, kNow + 1, settings());
+  ASSERT_TRUE(noted.record.has_value());
+  EXPECT_EQ(noted.record->markers, std::vector<std::string>{kA});
+  EXPECT_TRUE(noted.queue.empty()) << "b's copy still needs the marker";
+  auto marked = t;
+  marked.markers = {kA};
+  const auto last =
+      decide_removals_done(read_of(marked), "k", {{kB, "k", kNow, kNow}}, {}, kNow + 2, settings());
+  ASSERT_TRUE(last.record.has_value());
+  EXPECT_TRUE(last.record->volumes.empty());
+  EXPECT_EQ(last.queue, (std::vector<PendingRemoval>{{kA, "k", kNow, kNow + 2}}))
+      << "the marker's removal: up to the tombstone, at once";
+  // A marker noted after the last confirmation goes at once too.
+  const auto late =
+      decide_removals_done(read_of(tombstone(kNow, {})), "k", {}, {kC}, kNow + 3, settings());
+  EXPECT_EQ(late.queue, (std::vector<PendingRemoval>{{kC, "k", kNow, kNow + 3}}));
 }
 
 TEST(DecideRemovalsDone, AnOlderRemovalDoesNotConfirmATombstone) {
   const auto t = tombstone(kNow, {kA});
   const auto m =
-      decide_removals_done(read_of(t), "k", {{kA, "k", kNow - 10, kNow}}, kNow, settings());
+      decide_removals_done(read_of(t), "k", {{kA, "k", kNow - 10, kNow}}, {}, kNow, settings());
   EXPECT_FALSE(m.expected.has_value());
   EXPECT_EQ(m.cleared.size(), 1U);
 }
 
 TEST(DecideRemovalsDone, AValueOnlyClearsTheQueue) {
   const auto m = decide_removals_done(read_of(committed(kNow)), "k", {{kA, "k", kNow - 10, kNow}},
-                                      kNow, settings());
+                                      {}, kNow, settings());
   EXPECT_FALSE(m.expected.has_value()) << "the record is not touched";
   EXPECT_EQ(m.cleared.size(), 1U);
 }
