@@ -181,6 +181,8 @@ asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl&
     beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(max_response_body);
+    // The answer to a HEAD has a Content-Length but no body.
+    parser.skip(method == Verb::head);
     stream.expires_at(deadline);
     auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, kAwait);
     if (read_ec) {

@@ -1,4 +1,5 @@
 #include "common/http_server.hpp"
+#include "common/spawn.hpp"
 
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -519,7 +520,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
     }
     if (state->stopping) session->close_if_idle();
     auto executor = session->executor();
-    asio::co_spawn(executor, Session::serve(std::move(session)), asio::detached);
+    asio::co_spawn(executor, Session::serve(std::move(session)), log_if_thrown("a connection"));
   }
 }
 
@@ -579,8 +580,10 @@ Result<tcp::endpoint> HttpServer::listen(const std::string& address, std::uint16
 }
 
 void HttpServer::start() {
-  asio::co_spawn(state_->acceptor.get_executor(), accept_loop(state_), asio::detached);
-  asio::co_spawn(state_->sweep_timer.get_executor(), sweep_loop(state_), asio::detached);
+  asio::co_spawn(state_->acceptor.get_executor(), accept_loop(state_),
+                 log_if_thrown("the listener"));
+  asio::co_spawn(state_->sweep_timer.get_executor(), sweep_loop(state_),
+                 log_if_thrown("the timeout sweep"));
 }
 
 void HttpServer::stop() {

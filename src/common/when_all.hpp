@@ -15,6 +15,8 @@
 #include <optional>
 #include <vector>
 
+#include "common/spawn.hpp"
+
 namespace kalavara {
 
 // Runs every task concurrently on the caller's executor and returns their
@@ -52,7 +54,8 @@ boost::asio::awaitable<std::vector<T>> when_all(std::vector<boost::asio::awaitab
         asio::post(state->executor, std::move(waiter));
       }
     };
-    asio::co_spawn(executor, run(shared, i, std::move(tasks[i])), asio::detached);
+    asio::co_spawn(executor, run(shared, i, std::move(tasks[i])),
+                   log_if_thrown("a task of when_all"));
   }
   // A task that never suspends may have finished already; the others can
   // only finish once this coroutine suspends, after it has left its handler.

@@ -1,4 +1,5 @@
 #include "master/jobs.hpp"
+#include "common/spawn.hpp"
 
 #include <spdlog/spdlog.h>
 #include <algorithm>
@@ -204,7 +205,7 @@ void JobRunner::start(const asio::any_io_executor& executor) {
   executor_ = executor;
   if (settings_.repair_interval.count() > 0) {
     schedule_timer_.emplace(executor);
-    asio::co_spawn(executor, schedule_repairs(), asio::detached);
+    asio::co_spawn(executor, schedule_repairs(), log_if_thrown("the repair schedule"));
   }
 }
 
@@ -267,7 +268,7 @@ asio::awaitable<Result<std::string>> JobRunner::launch(JobKind kind, std::string
   }
   co_await save(*job, true);
   spdlog::info("job {} started", job->id);
-  asio::co_spawn(*executor_, run(job), asio::detached);
+  asio::co_spawn(*executor_, run(job), log_if_thrown("a maintenance job"));
   co_return job->id;
 }
 
@@ -504,6 +505,8 @@ asio::awaitable<Status> JobRunner::run_retire(Running& job) {
       auto& status = jobs_[job.id];
       if (pass == 0) status.total_items = named;
     }
+    spdlog::debug("job {}: pass {} found {} keys on {}, {} left", job.id, pass + 1, named, target,
+                  remaining);
     if (named == 0) break;
   }
   if (remaining > 0) {
@@ -517,11 +520,15 @@ asio::awaitable<Status> JobRunner::run_retire(Running& job) {
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                             protocol_.settings().old_version_grace) +
                         std::chrono::seconds(60);
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+  const auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor);
+  spdlog::debug("job {}: waiting for the removals queued on {}", job.id, target);
   for (;;) {
     auto pending = co_await protocol_.pending_removals(target, 1);
     if (!pending) co_return pending.error();
     if (pending->empty()) break;
+    spdlog::debug("job {}: a removal of {} on {} is still queued", job.id, pending->front().key,
+                  target);
     if (stopped_ || std::chrono::steady_clock::now() > deadline) {
       co_return Error{Errc::kInternal, "removals on volume " + target +
                                            " are still queued; it stays draining: run the job "

@@ -1,37 +1,54 @@
-// Keys that one piece of background work has in hand: a maintenance job
-// copying a key's value to new volumes, or the removal of one of its copies.
-// The two must not interleave on a key — a removal decided before a move
-// committed could reach the copy the move just made — so each takes the
-// key for the length of its check-and-act. Only try_lock: nothing ever
-// waits, so an io thread may use it. Thread-safe; in memory, for the one
+// Keys that background work has in hand: a maintenance job moving a key's
+// value to new volumes (exclusive), or removals of its copies (shared:
+// removals on different volumes never conflict with each other). A move
+// and a removal must not interleave on a key — a removal decided before a
+// move committed could reach the copy the move just made — so each holds
+// the key for the length of its check-and-act. Only try-locks: nothing ever
+// waits, so an io thread may use them. Thread-safe; in memory, for the one
 // master that runs background work.
 #pragma once
 
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 
 namespace kalavara {
 
 class KeyLocks {
  public:
-  // Takes `key`; false when someone has it.
-  bool try_lock(std::string_view key) {
+  enum class Mode { kShared, kExclusive };
+
+  // Takes `key` in `mode`; false when that conflicts with a holder.
+  bool try_lock(std::string_view key, Mode mode) {
     std::lock_guard lock(mutex_);
-    return keys_.emplace(key).second;
+    auto [it, added] = holders_.try_emplace(std::string(key), 0);
+    if (mode == Mode::kExclusive) {
+      if (it->second != 0) return false;
+      it->second = -1;
+      return true;
+    }
+    if (it->second < 0) return false;
+    ++it->second;
+    return true;
   }
 
   void unlock(std::string_view key) {
     std::lock_guard lock(mutex_);
-    keys_.erase(std::string(key));
+    const auto it = holders_.find(std::string(key));
+    if (it == holders_.end()) return;
+    if (it->second > 1) {
+      --it->second;
+    } else {
+      holders_.erase(it);
+    }
   }
 
   // Holds a key for its lifetime, if it could be taken.
   class Held {
    public:
-    Held(KeyLocks& locks, std::string key)
-        : locks_(locks), key_(std::move(key)), held_(locks.try_lock(key_)) {}
+    Held(KeyLocks& locks, std::string key, Mode mode = Mode::kExclusive)
+        : locks_(locks), key_(std::move(key)), held_(locks.try_lock(key_, mode)) {}
     ~Held() {
       if (held_) locks_.unlock(key_);
     }
@@ -47,7 +64,8 @@ class KeyLocks {
 
  private:
   std::mutex mutex_;
-  std::unordered_set<std::string> keys_;
+  // Exclusive: -1; shared: how many hold it. A key nobody holds is absent.
+  std::unordered_map<std::string, int> holders_;
 };
 
 }  // namespace kalavara

@@ -343,8 +343,11 @@ KeyProtocol::Async<std::vector<PendingRemoval>> KeyProtocol::due_removals(
 
 KeyProtocol::Async<std::vector<PendingRemoval>> KeyProtocol::pending_removals(
     std::string_view volume, std::size_t limit) {
-  return store_.due_removals(volume, std::numeric_limits<std::uint64_t>::max(), limit,
-                             std::nullopt);
+  // A coroutine, so the store's call reads an argument that lives in this
+  // frame (a temporary in a forwarding return would be gone by then).
+  const std::optional<PendingRemoval> from_the_start;
+  co_return co_await store_.due_removals(volume, std::numeric_limits<std::uint64_t>::max(), limit,
+                                         from_the_start);
 }
 
 KeyProtocol::Async<KeyPage> KeyProtocol::list(std::string_view prefix, std::string_view start,

@@ -1,4 +1,5 @@
 #include "master/removal_worker.hpp"
+#include "common/spawn.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -40,8 +41,12 @@ asio::awaitable<RemovalWorker::Outcome> RemovalWorker::carry_out_for_key(
   Outcome outcome;
   // Held for the check and the removals: a move of this key cannot commit
   // in between and have its new copy removed.
-  KeyLocks::Held held(locks_, removals.front().key);
-  if (!held) co_return outcome;  // a job has the key: left queued for the next round
+  KeyLocks::Held held(locks_, removals.front().key, KeyLocks::Mode::kShared);
+  if (!held) {
+    // A job is moving the key: left queued for the next round.
+    spdlog::debug("removal of a copy of {} waits: the key is being moved", removals.front().key);
+    co_return outcome;
+  }
   auto current = co_await protocol_.read(removals.front().key);
   if (!current) co_return outcome;
   std::vector<PendingRemoval> wanted;
@@ -159,7 +164,7 @@ asio::awaitable<void> RemovalWorker::remove_now(std::vector<PendingRemoval> remo
   };
   asio::co_spawn(co_await asio::this_coro::executor,
                  report_owned(protocol_, key, std::move(outcome.done), std::move(marked)),
-                 asio::detached);
+                 log_if_thrown("recording done removals"));
 }
 
 void RemovalWorker::volume_alive(const std::string& volume, const asio::any_io_executor& executor) {
@@ -172,7 +177,7 @@ void RemovalWorker::volume_alive(const std::string& volume, const asio::any_io_e
     running = flag;
   }
   if (running->exchange(true)) return;  // a run for this volume is under way
-  asio::co_spawn(executor, apply_due(volume, running), asio::detached);
+  asio::co_spawn(executor, apply_due(volume, running), log_if_thrown("applying queued removals"));
 }
 
 asio::awaitable<void> RemovalWorker::apply_due(std::string volume,
@@ -200,7 +205,7 @@ asio::awaitable<void> RemovalWorker::apply_due(std::string volume,
 void RemovalWorker::start(const asio::any_io_executor& executor,
                           std::chrono::milliseconds interval) {
   timer_.emplace(executor);
-  asio::co_spawn(executor, collect_loop(interval), asio::detached);
+  asio::co_spawn(executor, collect_loop(interval), log_if_thrown("tombstone collection"));
 }
 
 void RemovalWorker::stop() {

@@ -1,4 +1,5 @@
 #include "master/version_clock.hpp"
+#include "common/spawn.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -69,7 +70,8 @@ boost::asio::awaitable<Result<std::uint64_t>> VersionClock::next() {
     if (issued) {
       if (background_target != 0) {
         boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                              raise_in_background(background_target), boost::asio::detached);
+                              raise_in_background(background_target),
+                              log_if_thrown("raising the version floor"));
       }
       co_return version;
     }

@@ -1,4 +1,5 @@
 #include "master/volume_health.hpp"
+#include "common/spawn.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -26,7 +27,9 @@ VolumeHealth::VolumeHealth(asio::io_context& io, Options options,
       volumes_(std::move(volumes)),
       on_alive_(std::move(on_alive)) {}
 
-void VolumeHealth::start() { asio::co_spawn(timer_.get_executor(), run(), asio::detached); }
+void VolumeHealth::start() {
+  asio::co_spawn(timer_.get_executor(), run(), log_if_thrown("health checks"));
+}
 
 void VolumeHealth::stop() {
   stopped_ = true;
@@ -59,7 +62,8 @@ asio::awaitable<void> VolumeHealth::run() {
     for (auto& url : volumes_()) {
       // A check still under way (it has the whole interval) is not doubled.
       if (checking_.insert(url).second) {
-        asio::co_spawn(timer_.get_executor(), check(std::move(url)), asio::detached);
+        asio::co_spawn(timer_.get_executor(), check(std::move(url)),
+                       log_if_thrown("a health check"));
       }
     }
     timer_.expires_at(round_start + options_.interval);

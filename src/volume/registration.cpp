@@ -1,4 +1,5 @@
 #include "volume/registration.hpp"
+#include "common/spawn.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -17,7 +18,9 @@ namespace asio = boost::asio;
 Registration::Registration(asio::io_context& io, BaseUrl master, BaseUrl self)
     : timer_(asio::make_strand(io)), master_(std::move(master)), self_(std::move(self)) {}
 
-void Registration::start() { asio::co_spawn(timer_.get_executor(), run(), asio::detached); }
+void Registration::start() {
+  asio::co_spawn(timer_.get_executor(), run(), log_if_thrown("registration"));
+}
 
 void Registration::stop() {
   stopped_ = true;

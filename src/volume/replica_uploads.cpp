@@ -1,4 +1,5 @@
 #include "volume/replica_uploads.hpp"
+#include "common/spawn.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
@@ -98,7 +99,8 @@ asio::awaitable<void> ReplicaUploads::discard() {
     // Only a replica that has the whole body can have published a copy.
     if (upload.sent == length_ && !(co_await answer_of(upload))) continue;
     if (upload.answer && upload.answer->status == 201) {
-      asio::co_spawn(executor, remove_copy(upload.replica, key_, version_), asio::detached);
+      asio::co_spawn(executor, remove_copy(upload.replica, key_, version_),
+                     log_if_thrown("removing an uncommitted copy"));
     }
   }
   uploads_.clear();
