@@ -1,5 +1,8 @@
-// kalavara-master: flags and wiring only; the logic is in master_service.
+// kalavara-master: flags and wiring only; the logic is in master_service (serving) and
+// rebuild (the rebuild subcommand).
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "common/blocking.hpp"
 #include "common/cli.hpp"
@@ -12,6 +15,7 @@
 #include "master/key_protocol.hpp"
 #include "master/maintenance.hpp"
 #include "master/master_service.hpp"
+#include "master/rebuild.hpp"
 #include "master/removal_worker.hpp"
 #include "master/rocksdb_index_store.hpp"
 #include "master/volume_registry.hpp"
@@ -34,6 +38,7 @@ int main(int argc, char** argv) {
   unsigned repair_interval = 0;
   unsigned orphan_min_age = 600;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
+  // Required to serve; not when a subcommand runs instead (checked below).
   app.add_option("-d,--data-dir", data_dir, "folder of the index (RocksDB); required to serve");
   app.add_option("-v,--volumes", volume_flags, "volume base URLs, e.g. http://127.0.0.1:6001");
   app.add_option("-t,--threads", threads, "worker threads")->capture_default_str();
@@ -89,6 +94,21 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   app.set_version_flag("--version", "kalavara-master " KALAVARA_VERSION);
+
+  RebuildOptions rebuild_options;
+  std::vector<std::string> rebuild_volumes;
+  auto* rebuild = app.add_subcommand(
+      "rebuild",
+      "rebuild a lost index from the volumes (the master stopped, its index folder empty)");
+  rebuild->add_option("-d,--data-dir", rebuild_options.index_dir, "folder of the new index")
+      ->required();
+  rebuild->add_option("-v,--volumes", rebuild_volumes, "every volume that may hold values")
+      ->required();
+  rebuild->add_flag("--clean", rebuild_options.clean,
+                    "remove stale copies (versions below the newest, values under a delete "
+                    "marker) on their volumes");
+  rebuild->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
   if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
   if (auto status = init_logging(log_level); !status) {
@@ -122,8 +142,27 @@ int main(int argc, char** argv) {
     const auto master = admin_target();
     return master ? print_jobs(*master) : kUsageExit;
   }
+  if (*rebuild) {
+    for (const auto& text : rebuild_volumes) {
+      auto url = parse_base_url(text);
+      if (!url) {
+        spdlog::critical("-v {}: {}", text, url.error().message);
+        return kUsageExit;
+      }
+      if (std::find(rebuild_options.volumes.begin(), rebuild_options.volumes.end(), *url) ==
+          rebuild_options.volumes.end()) {
+        rebuild_options.volumes.push_back(*url);
+      }
+    }
+    auto summary = rebuild_index(rebuild_options);
+    if (!summary) {
+      spdlog::critical("rebuild: {}", summary.error().message);
+      return summary.error().code == Errc::kConflict ? kUsageExit : 1;
+    }
+    return rebuild_exit_code(*summary);
+  }
   if (data_dir.empty()) {
-    std::fprintf(stderr, "--data-dir is required to serve (see --help)\n");
+    std::fprintf(stderr, "--data-dir is required\nRun with --help for more information.\n");
     return kUsageExit;
   }
   std::vector<BaseUrl> volumes;

@@ -20,6 +20,7 @@ constexpr char kCollectionPrefix = 'c';
 constexpr char kLegacyPendingPrefix = 'p';
 constexpr char kJobPrefix = 'j';
 constexpr std::string_view kDraining = "draining";
+constexpr char kScratchPrefix = 's';
 constexpr std::string_view kVersionFloorKey = "mversion-floor";
 constexpr std::string_view kAbsentFloorKey = "mabsent-floor";
 
@@ -196,6 +197,62 @@ Status RocksDbIndexStore::put_batch(
   }
   const auto status = db_->Write(write_options(true), &batch);
   if (!status.ok()) return storage_error("batch write", status);
+  return {};
+}
+
+Result<bool> RocksDbIndexStore::holds_key_records() {
+  const std::string prefix(1, kRecordPrefix);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->Seek(prefix);
+  if (!it->status().ok()) return storage_error("record scan", it->status());
+  return it->Valid() && it->key().starts_with(prefix);
+}
+
+Status RocksDbIndexStore::raise_absent_floor(std::uint64_t floor) {
+  std::lock_guard lock(absent_floor_mutex_);
+  if (floor <= absent_floor_.load()) return {};
+  const auto status = db_->Put(write_options(true), kAbsentFloorKey, encode_u64(floor));
+  if (!status.ok()) return storage_error("absent floor write", status);
+  absent_floor_.store(floor);
+  return {};
+}
+
+Status RocksDbIndexStore::put_scratch(
+    const std::vector<std::pair<std::string, std::string>>& entries) {
+  rocksdb::WriteBatch batch;
+  for (const auto& [key, value] : entries) {
+    const auto status = batch.Put(prefixed(kScratchPrefix, key), value);
+    if (!status.ok()) return storage_error("scratch batch", status);
+  }
+  const auto status = db_->Write(write_options(false), &batch);
+  if (!status.ok()) return storage_error("scratch write", status);
+  return {};
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> RocksDbIndexStore::scratch_page(
+    std::string_view after, std::size_t limit) {
+  const std::string prefix(1, kScratchPrefix);
+  const auto start = prefixed(kScratchPrefix, after);
+  std::vector<std::pair<std::string, std::string>> page;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->Seek(start);
+  if (it->Valid() && it->key() == start) it->Next();
+  for (; it->Valid() && it->key().starts_with(prefix) && page.size() < limit; it->Next()) {
+    page.emplace_back(it->key().ToStringView().substr(1), it->value().ToStringView());
+  }
+  if (!it->status().ok()) return storage_error("scratch scan", it->status());
+  return page;
+}
+
+Status RocksDbIndexStore::clear_scratch() {
+  const std::string begin(1, kScratchPrefix);
+  const std::string end(1, kScratchPrefix + 1);
+  auto status = db_->DeleteRange(write_options(true), db_->DefaultColumnFamily(), begin, end);
+  if (!status.ok()) return storage_error("scratch removal", status);
+  const rocksdb::Slice from(begin);
+  const rocksdb::Slice to(end);
+  status = db_->CompactRange(rocksdb::CompactRangeOptions(), &from, &to);
+  if (!status.ok()) return storage_error("scratch compaction", status);
   return {};
 }
 

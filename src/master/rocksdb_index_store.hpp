@@ -8,6 +8,8 @@
 //   "j" + job id                               a maintenance job's state (JSON)
 //   "mversion-floor"                           be64: the version floor
 //   "mabsent-floor"                            be64: the floor of absent records
+//   "s" + ...                                  scratch space of an offline tool
+//                                              (rebuild); nothing else reads it
 //
 // (Older builds queued removals as "p" + volume + NUL + key → be64(version);
 // open() moves them into the "q" queue, due at once.)
@@ -53,10 +55,29 @@ class RocksDbIndexStore final : public IndexStore {
                                                          boost::asio::thread_pool& blocking);
   ~RocksDbIndexStore() override;
 
-  // Bulk loading (benchmarks), blocking: stores committed `records` in one
-  // durable, atomic batch, and compacts the whole index.
+  // Bulk loading (benchmarks, rebuild), blocking: stores committed `records`
+  // in one durable, atomic batch, and compacts the whole index.
   Status put_batch(const std::vector<std::pair<std::string, IndexRecord>>& records);
   Status compact();
+
+  // Offline work on a stopped master's index (rebuild), blocking.
+  //
+  // Whether any key has a record (committed or tombstone).
+  Result<bool> holds_key_records();
+  // Raises the floor of absent records durably to at least `floor`.
+  Status raise_absent_floor(std::uint64_t floor);
+  // A scratch space under its own prefix, which no other part of the index
+  // reads, for bulk work that must not hold its data in memory: entries are
+  // written in unsynced batches (a crash loses scratch, which is rebuilt
+  // anyway), read back in key order a page at a time, and cleared at the
+  // end. Keys are the caller's, without the prefix.
+  Status put_scratch(const std::vector<std::pair<std::string, std::string>>& entries);
+  // Up to `limit` entries in key order, strictly after `after` ("" for the
+  // first).
+  Result<std::vector<std::pair<std::string, std::string>>> scratch_page(std::string_view after,
+                                                                        std::size_t limit);
+  // Removes every scratch entry, durably, and compacts their range away.
+  Status clear_scratch();
 
   Async<RecordRead> read(std::string_view key) override;
   Async<bool> apply(const KeyMutation& mutation) override;

@@ -13,6 +13,10 @@
 //
 // Reads open files relative to the blobs folder opened once at start, so
 // the data folder must not be moved or replaced while the store is open.
+//
+// Delete markers are written like values, under their own names beside
+// them (blob_file.hpp), and left out of the file count; a copy a verify
+// finds corrupt is renamed into <data-dir>/quarantine, out of the tree.
 #pragma once
 
 #include <cstddef>

@@ -257,5 +257,52 @@ TEST_F(RocksDbIndexStoreTest, RemovalsQueuedByOlderBuildsAreMovedIntoTheQueueDue
   EXPECT_EQ(due, (std::vector<PendingRemoval>{{"http://a:1", "old-key", 42, 0}}));
 }
 
+TEST_F(RocksDbIndexStoreTest, ScratchEntriesPageInKeyOrderAndAreNotRecords) {
+  auto held = store_->holds_key_records();
+  ASSERT_TRUE(held.ok());
+  EXPECT_FALSE(*held);
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (int i = 9; i >= 0; --i) entries.emplace_back("b" + std::to_string(i), std::to_string(i));
+  entries.emplace_back(std::string("a\0z", 3), "nul");
+  ASSERT_TRUE(store_->put_scratch(entries).ok());
+  held = store_->holds_key_records();
+  ASSERT_TRUE(held.ok());
+  EXPECT_FALSE(*held) << "scratch entries are not key records";
+  auto listing = run(store_->list("", "", 100));
+  ASSERT_TRUE(listing.ok());
+  EXPECT_TRUE(listing->keys.empty());
+
+  std::vector<std::string> keys;
+  std::string after;
+  for (int pages = 0; pages < 20; ++pages) {
+    auto page = store_->scratch_page(after, 3);
+    ASSERT_TRUE(page.ok()) << page.error().message;
+    for (const auto& [key, value] : *page) keys.push_back(key);
+    if (page->size() < 3) break;
+    after = page->back().first;
+  }
+  std::vector<std::string> expected{std::string("a\0z", 3)};
+  for (int i = 0; i < 10; ++i) expected.push_back("b" + std::to_string(i));
+  EXPECT_EQ(keys, expected);
+
+  ASSERT_TRUE(store_->put_batch({{"k", committed(5)}}).ok());
+  held = store_->holds_key_records();
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE(*held);
+  ASSERT_TRUE(store_->clear_scratch().ok());
+  auto empty = store_->scratch_page("", 10);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+  EXPECT_EQ(read("k").record, committed(5)) << "clearing the scratch leaves the records";
+}
+
+TEST_F(RocksDbIndexStoreTest, AnOfflineRaiseOfTheAbsentFloorIsDurableAndNeverLowers) {
+  ASSERT_TRUE(store_->raise_absent_floor(50).ok());
+  ASSERT_TRUE(store_->raise_absent_floor(20).ok());
+  EXPECT_EQ(read("absent").absent_floor, 50U);
+  reopen();
+  EXPECT_EQ(read("absent").absent_floor, 50U);
+}
+
 }  // namespace
 }  // namespace kalavara
