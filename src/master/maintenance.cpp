@@ -68,17 +68,29 @@ asio::awaitable<Outcome> Maintenance::move(const KeyRecord& entry,
                                            const std::vector<std::string>& targets,
                                            const std::vector<std::string>& volumes) {
   const auto& record = entry.record;
+  // Each target pulls from a source of its own, and from the next ones in
+  // turn should that one fail (a volume that just went down still counts
+  // as up for a second or so).
   std::vector<asio::awaitable<Result<internal::CopyOutcome>>> copies;
   for (std::size_t i = 0; i < targets.size(); ++i) {
     auto to = parse_base_url(targets[i]);
-    auto from = parse_base_url(sources[i % sources.size()]);
-    if (!to || !from) co_return outcome(Kind::kFailed, "a volume URL does not parse");
-    auto copy = [](BaseUrl target,
-                   internal::CopyCall call) -> asio::awaitable<Result<internal::CopyOutcome>> {
-      co_return co_await internal::send_copy(target, call);
+    if (!to) co_return outcome(Kind::kFailed, "a volume URL does not parse");
+    std::vector<BaseUrl> from;
+    for (std::size_t s = 0; s < sources.size(); ++s) {
+      auto url = parse_base_url(sources[(i + s) % sources.size()]);
+      if (url) from.push_back(std::move(url).value());
+    }
+    auto copy = [](BaseUrl target, std::string key, std::uint64_t version,
+                   std::vector<BaseUrl> from) -> asio::awaitable<Result<internal::CopyOutcome>> {
+      Result<internal::CopyOutcome> result = Error{Errc::kUnavailable, "no source to copy from"};
+      for (auto& source : from) {
+        const internal::CopyCall call{key, version, std::move(source)};
+        result = co_await internal::send_copy(target, call);
+        if (result || result.error().code == Errc::kConflict) break;
+      }
+      co_return result;
     };
-    copies.push_back(copy(std::move(to).value(),
-                          internal::CopyCall{entry.key, record.version, std::move(from).value()}));
+    copies.push_back(copy(std::move(to).value(), entry.key, record.version, std::move(from)));
   }
   const auto results = co_await when_all(std::move(copies));
 

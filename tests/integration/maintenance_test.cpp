@@ -78,8 +78,8 @@ std::uint64_t version_of(const HttpResponse& redirect) {
 }
 
 // For every key, the volumes (indices) holding a file of `versions[key]`.
-std::map<std::string, std::set<std::size_t>> holders(Cluster& cluster,
-                                                     const std::map<std::string, std::uint64_t>& versions) {
+std::map<std::string, std::set<std::size_t>> holders(
+    Cluster& cluster, const std::map<std::string, std::uint64_t>& versions) {
   std::map<std::string, std::set<std::size_t>> out;
   for (std::size_t v = 0; v < cluster.volume_count(); ++v) {
     if (!cluster.volume(v).running()) continue;
@@ -218,15 +218,16 @@ TEST(Maintenance, RebalanceMovesValuesToNewVolumesUnderLoad) {
   TempDir tmp;
   Cluster cluster(tmp);
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(cluster.start_volume());
-  ASSERT_TRUE(cluster.start_master_with_args(
-      cluster.volume_urls(), {"--replicas", "2", "--old-version-grace", "1"}));
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(),
+                                             {"--replicas", "2", "--old-version-grace", "1"}));
   const auto mport = cluster.master_port();
   const auto stored = store_keys(mport, "rebalance/", 200);
 
   for (int i = 0; i < 2; ++i) {
     std::size_t index = 0;
     ASSERT_TRUE(cluster.start_volume(&index));
-    const auto added = http_request(mport, "POST", "/admin/add-volume", cluster.volume(index).url());
+    const auto added =
+        http_request(mport, "POST", "/admin/add-volume", cluster.volume(index).url());
     ASSERT_EQ(added.status, 200) << added.summary();
   }
   Load load(mport, stored, 8);
@@ -280,8 +281,8 @@ TEST(Maintenance, RepairRecreatesTheCopiesOfAWipedVolume) {
   ASSERT_TRUE(cluster.restart_volume(1));
   const auto before = holders(cluster, versions);
   std::size_t short_keys = 0;
-  for (const auto& [key, version] : versions) short_keys += before.count(key) == 0 ||
-                                                                     before.at(key).size() < 2;
+  for (const auto& [key, version] : versions)
+    short_keys += before.count(key) == 0 || before.at(key).size() < 2;
   ASSERT_GT(short_keys, 0U) << "the wiped volume held copies";
 
   const auto job = run_job(mport, "/admin/repair");
@@ -336,9 +337,9 @@ TEST(Maintenance, ScrubReplacesACorruptCopyAndNeverServesItAgain) {
   const auto after = holders(cluster, versions);
   EXPECT_EQ(after.count(victim) ? after.at(victim).size() : 0U, 2U);
   expect_values(mport, values, 4);
-  const auto direct = http_request(cluster.volume(0).port(), "GET",
-                                   "/store/" + victim + "?version=" +
-                                       std::to_string(versions.at(victim)));
+  const auto direct =
+      http_request(cluster.volume(0).port(), "GET",
+                   "/store/" + victim + "?version=" + std::to_string(versions.at(victim)));
   if (direct.status == 200) EXPECT_EQ(direct.body, values.at(victim));
 }
 
@@ -346,8 +347,8 @@ TEST(Maintenance, RemovingAVolumeUnderLoadDrainsItAndLosesNothing) {
   TempDir tmp;
   Cluster cluster(tmp);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(cluster.start_volume());
-  ASSERT_TRUE(cluster.start_master_with_args(
-      cluster.volume_urls(), {"--replicas", "2", "--old-version-grace", "1"}));
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(),
+                                             {"--replicas", "2", "--old-version-grace", "1"}));
   const auto mport = cluster.master_port();
   const auto stored = store_keys(mport, "retire/", 120);
   const auto retired = cluster.volume(2).url();
@@ -473,15 +474,112 @@ TEST(Maintenance, ASecondJobOfAKindWhileOneRunsIsRefused) {
   const auto unknown = http_request(mport, "POST", "/admin/scrub/extra");
   EXPECT_EQ(unknown.status, 404) << unknown.summary();
   const auto jobs = http_request(mport, "GET", "/admin/jobs");
-  EXPECT_NE(jobs.body.find("\"kind\":\"remove-volume\",\"state\":\"running\""),
-            std::string::npos)
+  EXPECT_NE(jobs.body.find("\"kind\":\"remove-volume\",\"state\":\"running\""), std::string::npos)
       << jobs.body;
   const auto volumes = http_request(mport, "GET", "/admin/volumes");
   const auto listed = volumes.body.find("\"url\": \"" + dead + "\"");
   ASSERT_NE(listed, std::string::npos) << volumes.body;
   EXPECT_NE(volumes.body.find("\"draining\": true", listed), std::string::npos) << volumes.body;
-  EXPECT_EQ(volumes.body.find("\"draining\": true"), volumes.body.find("\"draining\": true", listed))
+  EXPECT_EQ(volumes.body.find("\"draining\": true"),
+            volumes.body.find("\"draining\": true", listed))
       << "only the retired volume drains: " << volumes.body;
+}
+
+TEST(Maintenance, TheAdminCommandWaitsForItsJobAndSaysHowItWent) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(cluster.start_volume());
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(), {"--replicas", "2"}));
+  const auto mport = cluster.master_port();
+  const auto values = store_keys(mport, "cli/", 40);
+  ASSERT_TRUE(cluster.volume(1).stop(SIGTERM, 10s).has_value());
+  fs::remove_all(cluster.volume_dir(1));
+  ASSERT_TRUE(cluster.restart_volume(1));
+
+  // Not a terminal: plain progress lines on stderr, the summary on stdout.
+  const std::string master = "http://127.0.0.1:" + std::to_string(mport);
+  Daemon repair("repair", master_binary(), {"repair", "--master", master},
+                tmp.new_log_path("repair"));
+  const auto exit = repair.wait_exit(60s);
+  ASSERT_TRUE(exit.has_value()) << "the command did not end: " << repair.log_text();
+  EXPECT_TRUE(exit->clean()) << exit->describe() << "\n" << repair.log_text();
+  const auto log = repair.log_text();
+  EXPECT_NE(log.find("-repair done: 40 items, 40 changed, 0 skipped, 0 failed"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("40/40 items"), std::string::npos) << log;
+  EXPECT_EQ(log.find("\033["), std::string::npos) << "no terminal codes when not a terminal";
+  expect_values(mport, values, 2);
+
+  Daemon jobs("jobs", master_binary(), {"jobs", "--master", master}, tmp.new_log_path("jobs"));
+  const auto listed = jobs.wait_exit(30s);
+  ASSERT_TRUE(listed.has_value());
+  EXPECT_TRUE(listed->clean()) << jobs.log_text();
+  EXPECT_NE(jobs.log_text().find("-repair done"), std::string::npos) << jobs.log_text();
+
+  // A master that cannot be reached: exit 1 and why.
+  Daemon unreachable("unreachable", master_binary(),
+                     {"scrub", "--master", "http://127.0.0.1:" + std::to_string(pick_free_port())},
+                     tmp.new_log_path("unreachable"));
+  const auto failed = unreachable.wait_exit(30s);
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_TRUE(failed->exited && failed->code == 1) << failed->describe();
+  EXPECT_NE(unreachable.log_text().find("unreachable"), std::string::npos)
+      << unreachable.log_text();
+}
+
+TEST(Maintenance, AJobRunningWhenTheMasterStopsIsMarkedFailedAndCanBeRunAgain) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(cluster.start_volume());
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(),
+                                             {"--replicas", "2", "--old-version-grace", "1"}));
+  store_keys(cluster.master_port(), "restart/", 30);
+  // Retiring a volume that is down keeps the job running (see above).
+  const auto dead = cluster.volume(2).url();
+  cluster.volume(2).kill_hard();
+  const auto started = http_request(cluster.master_port(), "POST", "/admin/remove-volume", dead);
+  ASSERT_EQ(started.status, 202) << started.summary();
+  const auto id = flat_json_field(started.body, "id").value_or("");
+  // The master dies with the job under way; its next start marks it failed.
+  cluster.master().kill_hard();
+  const auto port = cluster.master_port();
+  ASSERT_TRUE(cluster.start_master_with_args(
+      cluster.volume_urls(), {"--replicas", "2", "--old-version-grace", "1"}, port));
+  const auto jobs = http_request(cluster.master_port(), "GET", "/admin/jobs");
+  const auto job = job_object(jobs.body, id);
+  EXPECT_NE(job.find("\"state\":\"failed\""), std::string::npos) << jobs.body;
+  EXPECT_NE(job.find("the master stopped while the job ran"), std::string::npos) << jobs.body;
+  // Run again with the volume back: it finishes, and the volume is gone.
+  ASSERT_TRUE(cluster.restart_volume(2));
+  const auto again = run_job(cluster.master_port(), "/admin/remove-volume", dead);
+  ASSERT_EQ(again.state, "done") << again.describe();
+  const auto volumes = http_request(cluster.master_port(), "GET", "/admin/volumes");
+  EXPECT_EQ(volumes.body.find(dead), std::string::npos) << volumes.body;
+}
+
+TEST(Maintenance, RepairsRunOnTheirOwnWithARepairInterval) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(cluster.start_volume());
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(),
+                                             {"--replicas", "2", "--repair-interval", "1"}));
+  const auto mport = cluster.master_port();
+  const auto values = store_keys(mport, "scheduled/", 20);
+  const auto versions = committed_versions(mport, keys_of(values));
+  ASSERT_TRUE(cluster.volume(0).stop(SIGTERM, 10s).has_value());
+  fs::remove_all(cluster.volume_dir(0));
+  ASSERT_TRUE(cluster.restart_volume(0));
+  // No job is started by hand: the schedule finds the missing copies.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const auto where = holders(cluster, versions);
+        return std::all_of(versions.begin(), versions.end(), [&](const auto& kv) {
+          return where.count(kv.first) == 1 && where.at(kv.first).size() == 2;
+        });
+      },
+      20s, 250ms));
+  const auto jobs = http_request(mport, "GET", "/admin/jobs");
+  EXPECT_NE(jobs.body.find("\"kind\":\"repair\""), std::string::npos) << jobs.body;
 }
 
 }  // namespace
