@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   std::uint64_t batch_size = 10'000;
   std::uint64_t value_size = 1024;
   std::string prefix = "bench/";
+  std::string checksum;
   double max_seconds = 3600;
 
   CLI::App app{"kalavara-index-loader: loads synthetic records into a stopped master's index"};
@@ -37,6 +38,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--value-size", value_size, "the size the records claim")->capture_default_str();
   app.add_option("--key-prefix", prefix, "prefix of every key")->capture_default_str();
+  app.add_option("--checksum", checksum,
+                 "the checksum (32 hex digits) the records claim: that of values stored "
+                 "beside them, for tests that move them");
   app.add_option("--max-seconds", max_seconds,
                  "stop after this long (the count written is printed)")
       ->capture_default_str();
@@ -89,6 +93,7 @@ int main(int argc, char** argv) {
       record.volumes.push_back(volumes[n % volumes.size()]);
       record.size = value_size;
       record.version = n + 1;  // versions start at 1, as the master's redirects require
+      record.checksum = checksum;
       batch.emplace_back(prefix + digits, std::move(record));
     }
     if (auto status = (*store)->put_batch(batch); !status) {

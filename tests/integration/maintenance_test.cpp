@@ -340,7 +340,9 @@ TEST(Maintenance, ScrubReplacesACorruptCopyAndNeverServesItAgain) {
   const auto direct =
       http_request(cluster.volume(0).port(), "GET",
                    "/store/" + victim + "?version=" + std::to_string(versions.at(victim)));
-  if (direct.status == 200) EXPECT_EQ(direct.body, values.at(victim));
+  if (direct.status == 200) {
+    EXPECT_EQ(direct.body, values.at(victim));
+  }
 }
 
 TEST(Maintenance, RemovingAVolumeUnderLoadDrainsItAndLosesNothing) {
