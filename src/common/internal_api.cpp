@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include "common/http_client.hpp"
+#include "common/json_fields.hpp"
 #include "common/key_codec.hpp"
 #include "common/text.hpp"
 
@@ -245,17 +246,8 @@ Result<VolumeStats> parse_stats(std::string_view body) {
   boost::system::error_code ec;
   const auto value = boost::json::parse(body, ec);
   const auto* object = ec ? nullptr : value.if_object();
-  const auto number = [&](std::string_view name) -> std::optional<std::uint64_t> {
-    const auto* field = object ? object->if_contains(name) : nullptr;
-    if (field == nullptr) return std::nullopt;
-    if (const auto* u = field->if_uint64()) return *u;
-    if (const auto* i = field->if_int64(); i != nullptr && *i >= 0) {
-      return static_cast<std::uint64_t>(*i);
-    }
-    return std::nullopt;
-  };
-  const auto free_bytes = number("free_bytes");
-  const auto files = number("files");
+  const auto free_bytes = object ? json_uint(*object, "free_bytes") : std::nullopt;
+  const auto files = object ? json_uint(*object, "files") : std::nullopt;
   if (!free_bytes || !files) {
     return Error{Errc::kPeerFailed, "stats are not {\"free_bytes\": N, \"files\": N}"};
   }
@@ -302,30 +294,14 @@ std::string blob_page_end_line(std::string_view next) {
 
 namespace {
 
-std::optional<std::uint64_t> json_u64(const boost::json::object& object, std::string_view name) {
-  const auto* field = object.if_contains(name);
-  if (field == nullptr) return std::nullopt;
-  if (const auto* u = field->if_uint64()) return *u;
-  if (const auto* i = field->if_int64(); i != nullptr && *i >= 0) {
-    return static_cast<std::uint64_t>(*i);
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> json_string(const boost::json::object& object, std::string_view name) {
-  const auto* field = object.if_contains(name);
-  if (field == nullptr || !field->is_string()) return std::nullopt;
-  return std::string(field->get_string());
-}
-
 Result<BlobEntry> parse_blob_entry(const boost::json::object& object) {
   BlobEntry entry;
   const auto name = json_string(object, "name");
   const auto key = json_string(object, "key");
-  const auto version = json_u64(object, "version");
-  const auto size = json_u64(object, "size");
+  const auto version = json_uint(object, "version");
+  const auto size = json_uint(object, "size");
   const auto checksum = json_string(object, "checksum");
-  const auto mtime = json_u64(object, "mtime");
+  const auto mtime = json_uint(object, "mtime");
   const auto* marker = object.if_contains("marker");
   if (!name || !key || !version || !size || !checksum || !mtime || marker == nullptr ||
       !marker->is_bool()) {

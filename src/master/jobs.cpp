@@ -12,6 +12,7 @@
 #include <cstdio>
 
 #include "common/internal_api.hpp"
+#include "common/json_fields.hpp"
 #include "common/when_all.hpp"
 
 namespace kalavara {
@@ -35,22 +36,6 @@ std::string new_job_id(JobKind kind) {
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(wall_clock_micros()));
   return std::string(hex) + "-" + std::string(job_kind_name(kind));
-}
-
-std::optional<std::uint64_t> u64_of(const json::object& object, std::string_view name) {
-  const auto* field = object.if_contains(name);
-  if (field == nullptr) return std::nullopt;
-  if (const auto* u = field->if_uint64()) return *u;
-  if (const auto* i = field->if_int64(); i != nullptr && *i >= 0) {
-    return static_cast<std::uint64_t>(*i);
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> string_of(const json::object& object, std::string_view name) {
-  const auto* field = object.if_contains(name);
-  if (field == nullptr || !field->is_string()) return std::nullopt;
-  return std::string(field->get_string());
 }
 
 json::object job_object(const JobStatus& job) {
@@ -78,21 +63,21 @@ Result<JobStatus> job_from(const json::value& value) {
   const Error bad{Errc::kPeerFailed, "not a job"};
   if (object == nullptr) return bad;
   JobStatus job;
-  auto id = string_of(*object, "id");
-  auto kind = string_of(*object, "kind");
-  auto state = string_of(*object, "state");
+  auto id = json_string(*object, "id");
+  auto kind = json_string(*object, "kind");
+  auto state = json_string(*object, "state");
   if (!id || !kind || !state) return bad;
   job.id = std::move(*id);
   job.kind = std::move(*kind);
   job.state = std::move(*state);
-  job.target = string_of(*object, "target").value_or("");
+  job.target = json_string(*object, "target").value_or("");
   for (auto [field, name] :
        {std::pair{&job.done_items, "done_items"}, std::pair{&job.total_items, "total_items"},
         std::pair{&job.changed_items, "changed_items"},
         std::pair{&job.skipped_items, "skipped_items"},
         std::pair{&job.failed_items, "failed_items"}, std::pair{&job.bytes_moved, "bytes_moved"},
         std::pair{&job.started, "started"}, std::pair{&job.finished, "finished"}}) {
-    const auto number = u64_of(*object, name);
+    const auto number = json_uint(*object, name);
     if (!number) return bad;
     *field = *number;
   }
