@@ -80,10 +80,11 @@ asio::awaitable<Outcome> Maintenance::move(const KeyRecord& entry,
       auto url = parse_base_url(sources[(i + s) % sources.size()]);
       if (url) from.push_back(std::move(url).value());
     }
-    auto copy = [](BaseUrl target, std::string key, std::uint64_t version,
-                   std::vector<BaseUrl> from) -> asio::awaitable<Result<internal::CopyOutcome>> {
+    auto copy =
+        [](BaseUrl target, std::string key, std::uint64_t version,
+           std::vector<BaseUrl> sources_in_turn) -> asio::awaitable<Result<internal::CopyOutcome>> {
       Result<internal::CopyOutcome> result = Error{Errc::kUnavailable, "no source to copy from"};
-      for (auto& source : from) {
+      for (auto& source : sources_in_turn) {
         const internal::CopyCall call{key, version, std::move(source)};
         result = co_await internal::send_copy(target, call);
         if (result || result.error().code == Errc::kConflict) break;
@@ -117,6 +118,11 @@ asio::awaitable<Outcome> Maintenance::move(const KeyRecord& entry,
   };
   if (!failure.empty()) {
     co_await undo();
+    // A client write may have replaced the value (and its copies gone after
+    // their grace) since the record was read: the write won, nothing failed.
+    if (auto now = co_await protocol_.read(entry.key); now && now->record != record) {
+      co_return outcome(Kind::kSkipped, "the key changed meanwhile");
+    }
     co_return outcome(Kind::kFailed, failure);
   }
   if (auto committed = co_await protocol_.relocate(entry.key, record, volumes); !committed) {
@@ -129,22 +135,32 @@ asio::awaitable<Outcome> Maintenance::move(const KeyRecord& entry,
   co_return Outcome{Kind::kChanged, record.size * created.size(), {}};
 }
 
-asio::awaitable<Outcome> Maintenance::rebalance(const KeyRecord& entry) {
-  const auto& record = entry.record;
-  if (!record.committed()) co_return outcome(Kind::kUnchanged);
+asio::awaitable<Outcome> Maintenance::rebalance(const KeyRecord& scanned) {
   const auto volumes = registry_.snapshot();
   if (volumes->writable.empty()) co_return outcome(Kind::kSkipped, "no volume takes writes");
+  const auto placed = [&](const IndexRecord& record) {
+    const auto placement = ranked(scanned.key, volumes->writable, settings_.replicas);
+    return std::is_permutation(placement.begin(), placement.end(), record.volumes.begin(),
+                               record.volumes.end());
+  };
+  // Most keys are where they belong: told from the scanned record alone.
+  if (!scanned.record.committed() || placed(scanned.record)) co_return outcome(Kind::kUnchanged);
+
+  KeyLocks::Held held(locks_, scanned.key);
+  if (!held) co_return outcome(Kind::kSkipped, "the key is busy");
+  // The scan may be seconds old: decide on the record as it is now.
+  auto current = co_await protocol_.read(scanned.key);
+  if (!current) co_return outcome(Kind::kFailed, current.error().message);
+  if (!current->record || !current->record->committed() || placed(*current->record)) {
+    co_return outcome(Kind::kUnchanged);
+  }
+  const KeyRecord entry{scanned.key, *current->record};
+  const auto& record = entry.record;
   const auto placement = ranked(entry.key, volumes->writable, settings_.replicas);
   std::vector<std::string> missing;
   for (const auto& volume : placement) {
     if (!contains(record.volumes, volume)) missing.push_back(volume);
   }
-  const bool extra = std::any_of(record.volumes.begin(), record.volumes.end(),
-                                 [&](const std::string& v) { return !contains(placement, v); });
-  if (missing.empty() && !extra) co_return outcome(Kind::kUnchanged);
-
-  KeyLocks::Held held(locks_, entry.key);
-  if (!held) co_return outcome(Kind::kSkipped, "the key is busy");
   std::vector<std::string> sources;
   for (const auto& volume : record.volumes) {
     if (health_.is_up(volume)) sources.push_back(volume);
@@ -156,12 +172,18 @@ asio::awaitable<Outcome> Maintenance::rebalance(const KeyRecord& entry) {
   co_return co_await move(entry, sources, missing, placement);
 }
 
-asio::awaitable<Outcome> Maintenance::repair(const KeyRecord& entry,
+asio::awaitable<Outcome> Maintenance::repair(const KeyRecord& scanned,
                                              std::optional<std::string> bad) {
-  const auto& record = entry.record;
-  if (!record.committed()) co_return outcome(Kind::kUnchanged);
-  KeyLocks::Held held(locks_, entry.key);
+  if (!scanned.record.committed()) co_return outcome(Kind::kUnchanged);
+  KeyLocks::Held held(locks_, scanned.key);
   if (!held) co_return outcome(Kind::kSkipped, "the key is busy");
+  // The scan may be seconds old: check the copies of the record as it is now.
+  auto current = co_await protocol_.read(scanned.key);
+  if (!current) co_return outcome(Kind::kFailed, current.error().message);
+  if (!current->record || !current->record->committed()) co_return outcome(Kind::kUnchanged);
+  if (bad && current->record->version != scanned.record.version) bad.reset();
+  const KeyRecord entry{scanned.key, *current->record};
+  const auto& record = entry.record;
   const auto volumes = registry_.snapshot();
 
   // Which copies are good: asked of each volume at once.

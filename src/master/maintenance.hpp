@@ -52,15 +52,16 @@ class Maintenance {
 
   // Moves the key's value to the top N of its ranking among the volumes new
   // writes may go to (so off a draining one), copying it to the new ones
-  // from a copy that is up.
-  boost::asio::awaitable<Outcome> rebalance(const KeyRecord& entry);
+  // from a copy that is up. `scanned` is the record as a scan read it; the
+  // move is decided on the record as it is once the key is held.
+  boost::asio::awaitable<Outcome> rebalance(const KeyRecord& scanned);
 
   // Checks every copy the record names (a HEAD of that version, its ETag)
   // and re-creates missing or corrupt (`bad`, if known) ones, and those on
   // volumes no longer registered, from a good copy, on the next volumes of
   // the key's ranking, up to N. A key with a copy on a volume that is down
   // is left for a later run (the volume may only be rebooting).
-  boost::asio::awaitable<Outcome> repair(const KeyRecord& entry,
+  boost::asio::awaitable<Outcome> repair(const KeyRecord& scanned,
                                          std::optional<std::string> bad = std::nullopt);
 
   // Removes `entry`, a file `volume` listed, if nothing names it: a value

@@ -355,7 +355,7 @@ Result<bool> RocksDbIndexStore::apply_blocking(const KeyMutation& mutation) {
     }
   }
   if (!status.ok()) return storage_error("batch", status);
-  if (batch.Count() == 0) return true;
+  if (batch.Count() == 0 && mutation.raise_absent_floor <= absent_floor_.load()) return true;
   // Before the entries can be seen: a scan that started above them must not
   // raise its queue's floor past them.
   for (const auto& removal : mutation.queue) {

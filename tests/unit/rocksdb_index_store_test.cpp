@@ -222,6 +222,14 @@ TEST_F(RocksDbIndexStoreTest, TheFloorOfAbsentKeysRisesWithTheEraseAndSurvivesAR
   EXPECT_EQ(read("k").absent_floor, 77U) << "it never goes down";
   reopen();
   EXPECT_EQ(read("k").absent_floor, 77U);
+  // A mutation that only raises the floor still does.
+  KeyMutation only;
+  only.key = "x";
+  only.raise_absent_floor = 99;
+  ASSERT_TRUE(apply(only));
+  EXPECT_EQ(read("k").absent_floor, 99U);
+  reopen();
+  EXPECT_EQ(read("k").absent_floor, 99U);
 }
 
 TEST_F(RocksDbIndexStoreTest, TheVersionFloorNeverGoesDown) {
