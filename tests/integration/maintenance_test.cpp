@@ -2,11 +2,6 @@
 // load; repair of a wiped volume; scrub of a flipped byte; retiring a
 // volume under load; orphan collection. Every job is started over HTTP
 // (POST /admin/...) and followed through GET /admin/jobs.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -19,6 +14,7 @@
 #include <vector>
 
 #include "blob_listing.hpp"
+#include "fake_peer.hpp"
 #include "harness.hpp"
 
 namespace kalavara::it {
@@ -370,56 +366,6 @@ TEST(Maintenance, RemovingAVolumeUnderLoadDrainsItAndLosesNothing) {
   EXPECT_EQ(unknown.status, 404) << unknown.summary();
 }
 
-// A stand-in master that reads a commit and closes the connection without an
-// answer: the volume answers 504 and keeps its file, an orphan.
-class VanishingMaster {
- public:
-  VanishingMaster() {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener_, 4) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      ADD_FAILURE() << "the stand-in master cannot listen";
-      return;
-    }
-    port_ = ntohs(address.sin_port);
-    thread_ = std::thread([this] {
-      for (int i = 0; i < 200 && !stop_; ++i) {
-        pollfd ready{listener_, POLLIN, 0};
-        if (::poll(&ready, 1, 50) <= 0) continue;
-        const int fd = ::accept(listener_, nullptr, nullptr);
-        if (fd < 0) continue;
-        char buffer[4096];
-        for (int reads = 0; reads < 100; ++reads) {
-          pollfd data{fd, POLLIN, 0};
-          if (::poll(&data, 1, 50) <= 0) continue;
-          if (::recv(fd, buffer, sizeof buffer, 0) <= 0) break;
-          if (std::string_view(buffer, sizeof buffer).find("\r\n\r\n") != std::string_view::npos) {
-            break;
-          }
-        }
-        ::close(fd);
-      }
-    });
-  }
-  ~VanishingMaster() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    ::close(listener_);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int listener_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
 TEST(Maintenance, ScrubRemovesOrphansAndLeavesCommittedValues) {
   TempDir tmp;
   Cluster cluster(tmp);
@@ -433,7 +379,9 @@ TEST(Maintenance, ScrubRemovesOrphansAndLeavesCommittedValues) {
   // Two uploads whose commit vanished: one of a new key, one of an existing
   // key at an older version than the committed one. Their versions are old
   // enough that no commit can come for them any more.
-  VanishingMaster vanishing;
+  // A stand-in master that reads the commit and closes without an answer:
+  // the volume answers 504 and keeps its file, an orphan.
+  FakePeer vanishing(FakePeer::Mode::kCloseUnanswered);
   const auto old_version = std::to_string(
       std::chrono::duration_cast<std::chrono::microseconds>(
           std::chrono::system_clock::now().time_since_epoch() - std::chrono::seconds(60))
