@@ -20,6 +20,8 @@ enum class Errc : std::uint8_t {
   kNotFound,            // no such key, version or resource
   kConflict,            // conflicts with the current state (a version already stored)
   kPreconditionFailed,  // an If-Match / If-None-Match condition does not hold
+  kUnauthorized,        // no credentials, or wrong ones, where they are required
+  kForbidden,           // not allowed: a missing, forged or expired signature
   kTooLarge,            // a body or header past its limit
   kLengthRequired,      // the body's length must be declared up front
   kTimedOut,            // the client was too slow sending its request

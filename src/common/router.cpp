@@ -48,6 +48,10 @@ HttpStatus status_of(Errc code) {
       return HttpStatus::conflict;
     case Errc::kPreconditionFailed:
       return HttpStatus::precondition_failed;
+    case Errc::kUnauthorized:
+      return HttpStatus::unauthorized;
+    case Errc::kForbidden:
+      return HttpStatus::forbidden;
     case Errc::kTooLarge:
       return HttpStatus::payload_too_large;
     case Errc::kLengthRequired:

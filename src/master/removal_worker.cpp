@@ -156,9 +156,10 @@ asio::awaitable<void> RemovalWorker::remove_now(std::vector<PendingRemoval> remo
   // The copies are gone: the caller may answer now. Recording that (and the
   // markers) is bookkeeping — lost, a removal is only carried out again —
   // so it does not hold the answer up.
-  auto report_owned = [](KeyProtocol& protocol, std::string key, std::vector<PendingRemoval> done,
+  auto report_owned = [](KeyProtocol& protocol, std::string of_key,
+                         std::vector<PendingRemoval> done,
                          std::vector<std::string> markers) -> asio::awaitable<void> {
-    if (auto status = co_await protocol.removals_done(key, done, markers); !status) {
+    if (auto status = co_await protocol.removals_done(of_key, done, markers); !status) {
       spdlog::warn("could not clear done removals from the queue: {}", status.error().message);
     }
   };
