@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/signature.hpp"
+
 namespace kalavara::http {
 namespace {
 
@@ -37,6 +39,23 @@ constexpr std::uint64_t kMaxUploadAnswer = kDefaultMaxResponseBody;
 constexpr auto kMaxIdle = std::chrono::seconds(5);
 // Idle connections kept per server and io_context; more are closed.
 constexpr std::size_t kMaxIdlePerServer = 64;
+
+// Set once at start-up (use_credentials), read-only afterwards.
+Credentials g_credentials;
+
+// The fields every request carries, and its credentials: the signature of
+// its method and target (appended to the target) and the bearer token.
+template <class Request>
+void address(Request& request, const BaseUrl& server) {
+  request.set(Field::host, server.host + ":" + std::to_string(server.port));
+  request.set(Field::user_agent, "kalavara/" KALAVARA_VERSION);
+  if (g_credentials.signer != nullptr) {
+    request.target(g_credentials.signer->sign(request.method_string(), request.target()));
+  }
+  if (!g_credentials.bearer.empty()) {
+    request.set(Field::authorization, "Bearer " + g_credentials.bearer);
+  }
+}
 
 Error unreachable(const BaseUrl& server, std::string_view what,
                   const boost::system::error_code& ec) {
@@ -138,6 +157,8 @@ asio::awaitable<Status> connect_to(beast::tcp_stream& stream, const BaseUrl& ser
 
 }  // namespace
 
+void use_credentials(Credentials credentials) { g_credentials = std::move(credentials); }
+
 asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl& server,
                                                      std::string target, std::string body,
                                                      std::chrono::milliseconds timeout,
@@ -147,8 +168,7 @@ asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl&
   auto& idle = IdleConnections::of(executor);
 
   bhttp::request<bhttp::string_body> request{method, target, 11};
-  request.set(Field::host, server.host + ":" + std::to_string(server.port));
-  request.set(Field::user_agent, "kalavara/" KALAVARA_VERSION);
+  address(request, server);
   request.body() = std::move(body);
   request.prepare_payload();
 
@@ -214,8 +234,7 @@ asio::awaitable<Result<FetchResult>> fetch(
     co_return connected.error();
   }
   bhttp::request<bhttp::empty_body> request{Verb::get, target, 11};
-  request.set(Field::host, server.host + ":" + std::to_string(server.port));
-  request.set(Field::user_agent, "kalavara/" KALAVARA_VERSION);
+  address(request, server);
   for (const auto& [field, value] : headers) request.set(field, value);
   // Not reusable anyway once a sink may stop reading halfway: say so, and
   // the server closes its end once it has answered.
@@ -281,8 +300,7 @@ asio::awaitable<Result<std::unique_ptr<UploadStream>>> UploadStream::open(
   }
 
   bhttp::request<bhttp::empty_body> request{method, target, 11};
-  request.set(Field::host, server.host + ":" + std::to_string(server.port));
-  request.set(Field::user_agent, "kalavara/" KALAVARA_VERSION);
+  address(request, server);
   request.content_length(length);
   request.keep_alive(false);
   bhttp::request_serializer<bhttp::empty_body> serializer{request};

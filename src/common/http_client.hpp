@@ -21,7 +21,23 @@
 #include "common/http_types.hpp"
 #include "common/url.hpp"
 
+namespace kalavara {
+class Signer;
+}
+
 namespace kalavara::http {
+
+// What every request this process sends carries: a signature of its method
+// and target (the daemons, with --secret-file: they sign every call to each
+// other) and a bearer token (the admin commands, with --admin-token-file).
+struct Credentials {
+  const Signer* signer = nullptr;  // must outlive every request
+  std::string bearer;
+};
+// Sets the credentials of every request sent from then on. Call once at
+// start-up, before the first request; not thread-safe with requests in
+// flight.
+void use_credentials(Credentials credentials);
 
 struct ClientResponse {
   unsigned status = 0;

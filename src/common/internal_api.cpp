@@ -1,5 +1,7 @@
 #include "common/internal_api.hpp"
 
+#include "common/signature.hpp"
+
 #include <algorithm>
 #include <boost/json.hpp>
 
@@ -99,18 +101,17 @@ std::string trimmed_body(std::string body) {
 
 }  // namespace
 
-std::string write_location(std::string_view primary, std::string_view key,
-                           const WriteOrder& order) {
-  std::string location(primary);
-  location += store_path(key);
-  if (order.master) append_param(location, kMaster, order.master->text);
-  append_param(location, kVersion, std::to_string(order.version));
+std::string write_location(std::string_view primary, std::string_view key, const WriteOrder& order,
+                           const Signer* signer) {
+  auto target = store_path(key);
+  if (order.master) append_param(target, kMaster, order.master->text);
+  append_param(target, kVersion, std::to_string(order.version));
   if (!order.replicas.empty()) {
     std::vector<std::string> urls;
     for (const auto& replica : order.replicas) urls.push_back(replica.text);
-    append_param(location, kReplicas, join(urls));
+    append_param(target, kReplicas, join(urls));
   }
-  return location;
+  return std::string(primary) + (signer != nullptr ? signer->sign("PUT", target) : target);
 }
 
 std::string replica_target(std::string_view key, std::uint64_t version) {
@@ -139,11 +140,10 @@ Result<WriteOrder> parse_write_order(std::string_view query) {
   return order;
 }
 
-std::string read_location(std::string_view volume, std::string_view key, std::uint64_t version) {
-  std::string location(volume);
-  location += store_path(key);
-  append_param(location, kVersion, std::to_string(version));
-  return location;
+std::string read_location(std::string_view volume, std::string_view key, std::uint64_t version,
+                          const Signer* signer) {
+  const auto target = read_target(key, version);
+  return std::string(volume) + (signer != nullptr ? signer->sign("GET", target) : target);
 }
 
 std::string read_target(std::string_view key, std::uint64_t version) {

@@ -35,6 +35,10 @@
 #include "common/result.hpp"
 #include "common/url.hpp"
 
+namespace kalavara {
+class Signer;
+}
+
 namespace kalavara::internal {
 
 // What a volume is told to do with an upload.
@@ -50,8 +54,10 @@ struct WriteOrder {
 };
 
 // The Location of the master's 307 for a write of `key` to `primary`:
-// "http://PRIMARY/store/<key>?master=..&version=..[&replicas=..]".
-std::string write_location(std::string_view primary, std::string_view key, const WriteOrder& order);
+// "http://PRIMARY/store/<key>?master=..&version=..[&replicas=..]", signed
+// for a PUT with `signer` when one is given (then "&exp=..&sig=.." follow).
+std::string write_location(std::string_view primary, std::string_view key, const WriteOrder& order,
+                           const Signer* signer = nullptr);
 
 // The target of a primary's copy of `key` at `version` to a replica.
 std::string replica_target(std::string_view key, std::uint64_t version);
@@ -64,7 +70,9 @@ Result<WriteOrder> parse_write_order(std::string_view query);
 
 // The Location of the master's 302 for `key`'s committed `version`, and its
 // target alone ("/store/<key>?version=V", for a HEAD by the master itself).
-std::string read_location(std::string_view volume, std::string_view key, std::uint64_t version);
+// The Location is signed for a GET with `signer` when one is given.
+std::string read_location(std::string_view volume, std::string_view key, std::uint64_t version,
+                          const Signer* signer = nullptr);
 std::string read_target(std::string_view key, std::uint64_t version);
 
 // The version a read asks for: nullopt when the query names none (then the

@@ -134,7 +134,9 @@ std::uint64_t Signer::system_seconds() {
 std::string Signer::mac(const std::string& secret, std::string_view method,
                         std::string_view signed_part) const {
   std::string message(kDomain);
-  message += method;
+  // A HEAD is a GET without the body: a URL signed for reading may be
+  // HEADed (curl -I, a client's existence check) and the other way round.
+  message += method == "HEAD" ? std::string_view("GET") : method;
   message += '\n';
   message += signed_part;
   unsigned char digest[EVP_MAX_MD_SIZE];

@@ -69,7 +69,8 @@ class Signer {
 
   // `target` ("/path" or "/path?query") with "exp=..&sig=.." appended: a
   // signature of `method` ("PUT", "GET", ...) and everything before it,
-  // valid for the signer's ttl.
+  // valid for the signer's ttl. HEAD and GET sign alike: a signature for
+  // one is good for the other.
   std::string sign(std::string_view method, std::string_view target) const;
 
   // Checks that `target` ends in a signature of `method` and of everything

@@ -18,15 +18,17 @@ constexpr std::size_t kMaxAdminBody = 4096;
 
 AdminService::AdminService(JobRunner& jobs) : jobs_(jobs) {}
 
-void AdminService::add_routes(http::Router& router) {
+void AdminService::add_routes(http::Router& router, http::Access access) {
   using Match = http::Router::Match;
   for (const auto kind :
        {JobKind::kRebalance, JobKind::kRepair, JobKind::kScrub, JobKind::kRetire}) {
     router.add("/admin/" + std::string(job_kind_name(kind)), Match::kExact, {Verb::post},
-               [this, kind](http::Exchange& exchange) { return start(exchange, kind); });
+               http::guarded(access, [this, kind](http::Exchange& exchange) {
+                 return start(exchange, kind);
+               }));
   }
   router.add("/admin/jobs", Match::kExact, {Verb::get},
-             [this](http::Exchange& exchange) { return list(exchange); });
+             http::guarded(access, [this](http::Exchange& exchange) { return list(exchange); }));
 }
 
 AdminService::Answer AdminService::start(http::Exchange& exchange, JobKind kind) {

@@ -8,9 +8,12 @@
 //   POST /admin/remove-volume      body: a volume's URL; 202: drain it, then forget it
 //   GET  /admin/jobs               200 JSON: every job, newest first
 //
-// A second job of a kind that runs answers 409. Thread-safe.
+// A second job of a kind that runs answers 409. With an admin token
+// (--admin-token-file) every endpoint needs "Authorization: Bearer <token>";
+// anything else answers 401. Thread-safe.
 #pragma once
 
+#include "common/request_auth.hpp"
 #include "common/router.hpp"
 #include "master/jobs.hpp"
 
@@ -21,8 +24,10 @@ class AdminService {
   // `jobs` must outlive the service.
   explicit AdminService(JobRunner& jobs);
 
-  // Adds the endpoints above to `router`; `this` must outlive the router.
-  void add_routes(http::Router& router);
+  // Adds the endpoints above to `router`, each behind `access`
+  // (common/request_auth.hpp); `this` and what `access` points to must
+  // outlive the router.
+  void add_routes(http::Router& router, http::Access access = {});
 
  private:
   using Answer = http::asio::awaitable<http::Reply>;

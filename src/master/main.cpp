@@ -7,7 +7,9 @@
 #include "common/blocking.hpp"
 #include "common/cli.hpp"
 #include "common/daemon.hpp"
+#include "common/http_client.hpp"
 #include "common/logging.hpp"
+#include "common/security_flags.hpp"
 #include "common/server_runtime.hpp"
 #include "master/admin_cli.hpp"
 #include "master/admin_service.hpp"
@@ -37,6 +39,8 @@ int main(int argc, char** argv) {
   std::size_t maintenance_concurrency = 4;
   unsigned repair_interval = 0;
   unsigned orphan_min_age = 600;
+  SecurityFlags security;
+  std::string admin_token_file;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   // Required to serve; not when a subcommand runs instead (checked below).
   app.add_option("-d,--data-dir", data_dir, "folder of the index (RocksDB); required to serve");
@@ -66,6 +70,10 @@ int main(int argc, char** argv) {
   app.add_option("--orphan-min-age", orphan_min_age,
                  "seconds a file nothing names must have existed before a scrub removes it")
       ->capture_default_str();
+  security.add_to(app);
+  app.add_option("--admin-token-file", admin_token_file,
+                 "file holding the token /admin/* needs as \"Authorization: Bearer\" (mode 600)")
+      ->check(CLI::ExistingFile);
   // The admin commands: each runs against a master that is up.
   std::string admin_master;
   std::string retire_url;
@@ -82,6 +90,8 @@ int main(int argc, char** argv) {
         ->add_option("--master", admin_master,
                      "the master to run it on, e.g. http://127.0.0.1:6000")
         ->required();
+    command->add_option("--admin-token-file", admin_token_file, "the master's admin token")
+        ->check(CLI::ExistingFile);
     if (kind == JobKind::kRetire) {
       command->add_option("url", retire_url, "the volume to retire")->required();
     }
@@ -89,6 +99,8 @@ int main(int argc, char** argv) {
   }
   auto* jobs_command = app.add_subcommand("jobs", "list the master's maintenance jobs");
   jobs_command->add_option("--master", admin_master, "the master to ask")->required();
+  jobs_command->add_option("--admin-token-file", admin_token_file, "the master's admin token")
+      ->check(CLI::ExistingFile);
   app.require_subcommand(0, 1);
   app.add_option("--block-cache-mib", cache_mib, "RocksDB block cache size")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
@@ -107,6 +119,10 @@ int main(int argc, char** argv) {
   rebuild->add_flag("--clean", rebuild_options.clean,
                     "remove stale copies (versions below the newest, values under a delete "
                     "marker) on their volumes");
+  rebuild
+      ->add_option("--secret-file", security.secret_files,
+                   "the cluster's secret, when the volumes need signed requests")
+      ->check(CLI::ExistingFile);
   rebuild->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
@@ -123,6 +139,19 @@ int main(int argc, char** argv) {
     }
     return std::move(url).value();
   };
+  std::string admin_token;
+  if (!admin_token_file.empty()) {
+    auto token = load_token(admin_token_file);
+    if (!token) {
+      spdlog::critical("--admin-token-file: {}", token.error().message);
+      return kUsageExit;
+    }
+    admin_token = std::move(token).value();
+  }
+  const bool admin_command = jobs_command->parsed() ||
+                             std::any_of(job_commands.begin(), job_commands.end(),
+                                         [](const auto& entry) { return entry.first->parsed(); });
+  if (admin_command) http::use_credentials({nullptr, admin_token});
   for (const auto& [command, kind] : job_commands) {
     if (!command->parsed()) continue;
     const auto master = admin_target();
@@ -143,6 +172,14 @@ int main(int argc, char** argv) {
     return master ? print_jobs(*master) : kUsageExit;
   }
   if (*rebuild) {
+    // Without a secret nothing is signed, and volumes that need it refuse.
+    auto rebuild_signer = security.secret_files.empty()
+                              ? Result<std::unique_ptr<const Signer>>(nullptr)
+                              : start_signing(security, "kalavara-master rebuild");
+    if (!rebuild_signer) {
+      spdlog::critical("{}", rebuild_signer.error().message);
+      return kUsageExit;
+    }
     for (const auto& text : rebuild_volumes) {
       auto url = parse_base_url(text);
       if (!url) {
@@ -174,8 +211,27 @@ int main(int argc, char** argv) {
     }
     volumes.push_back(*url);
   }
+  auto signer = start_signing(security, "kalavara-master");
+  if (!signer) {
+    spdlog::critical("{}", signer.error().message);
+    return kUsageExit;
+  }
   MasterOptions options;
   options.replicas = replicas;
+  options.signer = signer->get();
+  options.sign_reads = security.sign_reads;
+  options.admin_token = admin_token;
+  if (admin_token.empty()) {
+    spdlog::warn(
+        "kalavara-master: no --admin-token-file: anyone who can reach this port can "
+        "run maintenance jobs and list volumes");
+  }
+  if (options.signer != nullptr && advertise.empty()) {
+    spdlog::warn(
+        "kalavara-master: --secret-file without --advertise-url: redirects name this "
+        "master by the Host a client sent; start volumes with -m, or set "
+        "--advertise-url, so none commits to an address a client chose");
+  }
   if (!advertise.empty()) {
     auto url = parse_base_url(advertise);
     if (!url) {
@@ -240,7 +296,7 @@ int main(int argc, char** argv) {
 
   http::Router router;
   service.add_routes(router);
-  admin.add_routes(router);
+  admin.add_routes(router, {nullptr, &options.admin_token});
   health.start();
   removals.start(runtime.io().get_executor());
   jobs.start(runtime.io().get_executor());

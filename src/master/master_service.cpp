@@ -11,6 +11,7 @@
 #include "common/internal_api.hpp"
 #include "common/json.hpp"
 #include "common/key_codec.hpp"
+#include "common/request_auth.hpp"
 #include "common/text.hpp"
 #include "master/placement.hpp"
 
@@ -59,12 +60,17 @@ void MasterService::add_routes(http::Router& router) {
              [this](http::Exchange& exchange) { return put(exchange); });
   router.add(store, Match::kPrefix, {Verb::delete_},
              [this](http::Exchange& exchange) { return erase(exchange); });
+  const http::Access admin{nullptr, &options_.admin_token};
+  const http::Access daemons{options_.signer, nullptr};
+  const http::Access daemons_or_admin{options_.signer, &options_.admin_token};
   router.add("/admin/volumes", Match::kExact, {Verb::get},
-             [this](http::Exchange& exchange) { return describe_volumes(exchange); });
+             http::guarded(
+                 admin, [this](http::Exchange& exchange) { return describe_volumes(exchange); }));
   router.add(std::string(internal::kRegisterPath), Match::kExact, {Verb::post},
-             [this](http::Exchange& exchange) { return add_volume(exchange); });
+             http::guarded(daemons_or_admin,
+                           [this](http::Exchange& exchange) { return add_volume(exchange); }));
   router.add(std::string(internal::kCommitPath), Match::kPrefix, {Verb::post},
-             [this](http::Exchange& exchange) { return commit(exchange); });
+             http::guarded(daemons, [this](http::Exchange& exchange) { return commit(exchange); }));
   http::add_health_route(router);
 }
 
@@ -130,7 +136,7 @@ MasterService::Answer MasterService::put(http::Exchange& exchange) {
   // durable write: nothing is written here, so an abandoned upload changes
   // nothing.
   co_return redirect(HttpStatus::temporary_redirect,
-                     internal::write_location(replicas.front(), *key, order));
+                     internal::write_location(replicas.front(), *key, order, options_.signer));
 }
 
 MasterService::Answer MasterService::get(http::Exchange& exchange) {
@@ -164,8 +170,9 @@ MasterService::Answer MasterService::locate(http::Exchange& exchange) {
   }
   thread_local std::minstd_rand spread{std::random_device{}()};
   const auto& volume = *up[spread() % up.size()];
-  auto response =
-      redirect(HttpStatus::found, internal::read_location(volume, *key, (*record)->version));
+  auto response = redirect(
+      HttpStatus::found, internal::read_location(volume, *key, (*record)->version,
+                                                 options_.sign_reads ? options_.signer : nullptr));
   response.set(Field::etag, etag);
   response.set("X-Kalavara-Size", std::to_string((*record)->size));
   co_return response;

@@ -16,6 +16,8 @@
 //                                  "committed" or "superseded"; 400, 409, 412
 //   GET    /healthz                200
 //
+// Who may call what is set by MasterOptions (see docs/security.md).
+//
 // Thread-safe: handlers run concurrently on the io threads.
 #pragma once
 
@@ -31,6 +33,8 @@
 
 namespace kalavara {
 
+class Signer;
+
 struct MasterOptions {
   // The URL volumes use to reach this master, sent to them in PUT redirects.
   // When unset, the Host header of the client's PUT is used: the address the
@@ -39,6 +43,14 @@ struct MasterOptions {
   // Copies of every value (--replicas): the top N of the key's ranking
   // among the volumes that are up.
   std::size_t replicas = 1;
+  // With a secret (--secret-file): PUT redirects are signed with it, and
+  // only signed commits and registrations are taken (403 otherwise).
+  const Signer* signer = nullptr;
+  // GET redirects are signed too (--sign-reads), for volumes that need it.
+  bool sign_reads = false;
+  // With a token (--admin-token-file), /admin/* needs "Authorization: Bearer
+  // <token>" (401 otherwise); a volume's signed registration is taken too.
+  std::string admin_token;
 };
 
 class MasterService {

@@ -4,6 +4,7 @@
 #include "common/cli.hpp"
 #include "common/daemon.hpp"
 #include "common/logging.hpp"
+#include "common/security_flags.hpp"
 #include "common/server_runtime.hpp"
 #include "volume/file_blob_store.hpp"
 #include "volume/registration.hpp"
@@ -19,12 +20,14 @@ int main(int argc, char** argv) {
   std::string base_url_flag;
   std::string bind = "0.0.0.0";
   std::string log_level = "info";
+  SecurityFlags security;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   app.add_option("-d,--data-dir", data_dir, "folder the values are stored in")->required();
   app.add_option("-t,--threads", threads, "worker threads")->capture_default_str();
   app.add_option("-m,--master", master_flag, "master to register with and commit to (needs -b)");
   app.add_option("-b,--base-url", base_url_flag, "this volume's URL as the master should use it");
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
+  security.add_to(app);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   app.set_version_flag("--version", "kalavara-volume " KALAVARA_VERSION);
@@ -50,6 +53,14 @@ int main(int argc, char** argv) {
     }
     *target = *url;
   }
+
+  auto signer = start_signing(security, "kalavara-volume");
+  if (!signer) {
+    spdlog::critical("{}", signer.error().message);
+    return kUsageExit;
+  }
+  options.signer = signer->get();
+  options.sign_reads = security.sign_reads;
 
   auto store = FileBlobStore::open_at(data_dir);
   if (!store) {

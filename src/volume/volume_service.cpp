@@ -9,6 +9,7 @@
 #include "common/http_server.hpp"
 #include "common/internal_api.hpp"
 #include "common/key_codec.hpp"
+#include "common/request_auth.hpp"
 #include "common/text.hpp"
 #include "volume/byte_range.hpp"
 #include "volume/content_md5.hpp"
@@ -43,23 +44,28 @@ VolumeService::VolumeService(BlobStore& store, VolumeOptions options,
 void VolumeService::add_routes(http::Router& router) {
   using Match = http::Router::Match;
   const std::string store(kStorePrefix);
+  const http::Access signed_only{options_.signer, nullptr};
+  const http::Access readers = options_.sign_reads ? signed_only : http::Access{};
+  const auto add = [&router](std::string_view path, Match match, Verb method, http::Access access,
+                             auto handler) {
+    router.add(std::string(path), match, {method}, http::guarded(access, std::move(handler)));
+  };
   router.add(store, Match::kPrefix, {Verb::get, Verb::head},
-             [this](http::Exchange& exchange) { return get(exchange); });
-  router.add(store, Match::kPrefix, {Verb::put},
-             [this](http::Exchange& exchange) { return put(exchange); });
-  router.add(store, Match::kPrefix, {Verb::delete_},
-             [this](http::Exchange& exchange) { return erase(exchange); });
-  router.add(std::string(internal::kBlobsPath), Match::kExact, {Verb::get},
-             [this](http::Exchange& exchange) { return list_blobs(exchange); });
-  router.add(std::string(internal::kVerifyPath), Match::kPrefix, {Verb::post},
-             [this](http::Exchange& exchange) { return verify(exchange); });
-  router.add(std::string(internal::kCopyPath), Match::kPrefix, {Verb::post},
-             [this](http::Exchange& exchange) { return copy(exchange); });
-  router.add(std::string(internal::kMarkerPath), Match::kPrefix, {Verb::put},
-             [this](http::Exchange& exchange) { return put_marker(exchange); });
+             http::guarded(readers, [this](http::Exchange& exchange) { return get(exchange); }));
+  add(store, Match::kPrefix, Verb::put, signed_only,
+      [this](http::Exchange& exchange) { return put(exchange); });
+  add(store, Match::kPrefix, Verb::delete_, signed_only,
+      [this](http::Exchange& exchange) { return erase(exchange); });
+  add(internal::kBlobsPath, Match::kExact, Verb::get, signed_only,
+      [this](http::Exchange& exchange) { return list_blobs(exchange); });
+  add(internal::kVerifyPath, Match::kPrefix, Verb::post, signed_only,
+      [this](http::Exchange& exchange) { return verify(exchange); });
+  add(internal::kCopyPath, Match::kPrefix, Verb::post, signed_only,
+      [this](http::Exchange& exchange) { return copy(exchange); });
+  add(internal::kMarkerPath, Match::kPrefix, Verb::put, signed_only,
+      [this](http::Exchange& exchange) { return put_marker(exchange); });
   http::add_health_route(router);
-  router.add(
-      std::string(internal::kStatsPath), Match::kExact, {Verb::get},
+  add(internal::kStatsPath, Match::kExact, Verb::get, signed_only,
       [this](http::Exchange&) -> Answer {
         auto usage = store_.usage();
         if (!usage) co_return http::error_response(usage.error());

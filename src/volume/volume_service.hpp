@@ -17,6 +17,8 @@
 //   GET    /healthz                   200
 //   GET    /stats                     free bytes and value files (markers not counted)
 //
+// Who may call what is set by VolumeOptions (see docs/security.md).
+//
 // Maintenance (the master and `kalavara-master rebuild`; see common/internal_api.hpp):
 //   GET    /admin/blobs?after=NAME&limit=N
 //                                     a page of the files held, values and
@@ -44,6 +46,8 @@
 
 namespace kalavara {
 
+class Signer;
+
 struct VolumeOptions {
   // The master to commit writes to (-m). When unset, the master named in the
   // PUT's ?master= parameter (put there by the master's redirect) is used.
@@ -51,6 +55,11 @@ struct VolumeOptions {
   // This volume's base URL as the master knows it (-b). When unset, the Host
   // header of each PUT is used: the address the master's redirect named.
   std::optional<BaseUrl> base_url;
+  // With a secret (--secret-file), every endpoint but /healthz needs a
+  // request signed with it (403 otherwise): PUT and DELETE of values, /stats
+  // and /admin/*; GET and HEAD of values too with sign_reads (--sign-reads).
+  const Signer* signer = nullptr;
+  bool sign_reads = false;
 };
 
 class VolumeService {

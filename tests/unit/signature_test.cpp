@@ -44,6 +44,17 @@ TEST(Signer, ATargetWithoutAQueryIsSignedToo) {
   EXPECT_TRUE(signer.verify("GET", target).ok());
 }
 
+TEST(Signer, AHeadIsCheckedAsAGetButNotAsAnythingElse) {
+  std::uint64_t now = 5;
+  const auto signer = signer_at(&now);
+  const auto for_get = signer.sign("GET", "/store/k?version=3");
+  EXPECT_TRUE(signer.verify("HEAD", for_get).ok());
+  const auto for_head = signer.sign("HEAD", "/store/k?version=3");
+  EXPECT_TRUE(signer.verify("GET", for_head).ok());
+  EXPECT_FALSE(signer.verify("PUT", for_get).ok());
+  EXPECT_FALSE(signer.verify("DELETE", for_head).ok());
+}
+
 TEST(Signer, AnyChangeToTheRequestBreaksTheSignature) {
   std::uint64_t now = 1'000;
   const auto signer = signer_at(&now);
