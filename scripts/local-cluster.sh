@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Build and run a local cluster: one master (:6000) and two volumes
-# (:6001, :6002). Ctrl-C stops everything.
+# (:6001, :6002), set up as docs/security.md says a production cluster is:
+# a shared secret (signed redirects and internal calls, signed reads) and an
+# admin token, both made in the data directory on the first run. Ctrl-C
+# stops everything.
 #
 # KALAVARA_DATA sets the data directory (default: data). A relative path is
 # taken from the repo root, since the script runs from there.
@@ -33,6 +36,16 @@ for port in "$master_port" "$vol1_port" "$vol2_port"; do
 done
 
 mkdir -p "$data/master" "$data/vol1" "$data/vol2" "$logs"
+
+# new_secret FILE: 32 random bytes as 64 hex digits, readable by us only.
+new_secret() {
+  [[ -s $1 ]] && return 0
+  (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$1" && echo >>"$1")
+}
+new_secret "$data/secret"
+new_secret "$data/admin-token"
+chmod 600 "$data/secret" "$data/admin-token"
+signing=(--secret-file "$data/secret" --sign-reads)
 
 pids=()
 
@@ -84,11 +97,12 @@ wait_ready() {
 }
 
 # Volumes first, so the master can reach them as soon as it starts.
-start vol1 build/bin/kalavara-volume -p "$vol1_port" -d "$data/vol1"
+start vol1 build/bin/kalavara-volume -p "$vol1_port" -d "$data/vol1" "${signing[@]}"
 wait_ready vol1 "$vol1_port"
-start vol2 build/bin/kalavara-volume -p "$vol2_port" -d "$data/vol2"
+start vol2 build/bin/kalavara-volume -p "$vol2_port" -d "$data/vol2" "${signing[@]}"
 wait_ready vol2 "$vol2_port"
-start master build/bin/kalavara-master -p "$master_port" -d "$data/master" \
+start master build/bin/kalavara-master -p "$master_port" -d "$data/master" "${signing[@]}" \
+  --admin-token-file "$data/admin-token" --advertise-url "http://127.0.0.1:$master_port" \
   -v "http://127.0.0.1:$vol1_port" "http://127.0.0.1:$vol2_port"
 wait_ready master "$master_port"
 
@@ -100,9 +114,16 @@ Try:
   curl -XGET -L http://localhost:$master_port/store/key
   curl -XDELETE -L http://localhost:$master_port/store/key
 
-Add a third volume (in another terminal, from the repo root):
-  build/bin/kalavara-volume -p 6003 -d $data/vol3 -m http://127.0.0.1:$master_port -b http://127.0.0.1:6003
-  curl -XPOST -d http://127.0.0.1:6003 http://localhost:$master_port/admin/add-volume
+The volumes take only what the master signed (its redirects carry the
+signature), so this is refused with 403:
+  curl -XPUT -d value 'http://localhost:$vol1_port/store/key?version=1'
+
+Admin endpoints need the token:
+  curl -H "Authorization: Bearer \$(cat $data/admin-token)" http://localhost:$master_port/admin/volumes
+  build/bin/kalavara-master scrub --master http://127.0.0.1:$master_port --admin-token-file $data/admin-token
+
+Add a third volume (in another terminal, from the repo root); it registers itself:
+  build/bin/kalavara-volume -p 6003 -d $data/vol3 --secret-file $data/secret --sign-reads -m http://127.0.0.1:$master_port -b http://127.0.0.1:6003
 
 Ctrl-C stops everything.
 MSG
