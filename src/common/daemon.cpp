@@ -7,8 +7,9 @@
 namespace kalavara {
 
 int serve_until_stopped(ServerRuntime& runtime, const http::Router& router, const std::string& bind,
-                        std::uint16_t port, std::string_view name, std::string_view details) {
-  http::HttpServer server(runtime.contexts(), router);
+                        std::uint16_t port, const http::ServerLimits& limits, std::string_view name,
+                        std::string_view details) {
+  http::HttpServer server(runtime.contexts(), router, limits);
   auto endpoint = server.listen(bind, port);
   if (!endpoint) {
     spdlog::critical("{}", endpoint.error().message);

@@ -51,6 +51,18 @@ constexpr std::size_t kHeaderReadBytes = 8 * 1024;
 using Clock = std::chrono::steady_clock;
 constexpr Clock::rep kNoDeadline = std::numeric_limits<Clock::rep>::max();
 
+Clock::rep ticks(std::chrono::seconds duration) { return Clock::duration(duration).count(); }
+
+// What a connection waits for while its deadline runs: it decides what a
+// connection that times out is told.
+enum class Wait : std::uint8_t {
+  kNothing,  // a handler runs: no deadline
+  kRequest,  // a request's header (nothing of it may have come yet)
+  kBody,     // the next piece of a request's body
+  kSend,     // the client to take more of the response
+  kLinger,   // the client to stop sending after its answer
+};
+
 class Session;
 
 }  // namespace
@@ -70,6 +82,7 @@ struct HttpServer::State {
   tcp::acceptor acceptor;
   asio::steady_timer sweep_timer;  // on the listener's io_context
   std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> turned_away{0};  // past max_connections, lingering
   std::mutex mutex;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
 };
@@ -84,6 +97,14 @@ bool is_disconnect(const boost::system::error_code& ec) {
 }
 
 Clock::rep now_ticks() { return Clock::now().time_since_epoch().count(); }
+
+// What a message's fields take on the wire ("Name: value\r\n"), to bound
+// trailers, which Beast adds to the header's fields.
+std::size_t field_bytes(const RequestHeader& header) {
+  std::size_t bytes = 0;
+  for (const auto& field : header) bytes += field.name_string().size() + field.value().size() + 4;
+  return bytes;
+}
 
 // Whether the request's Transfer-Encoding is one we can delimit: none, or
 // chunked alone (RFC 9112 §6.1, §6.3). Beast only looks at whether chunked
@@ -138,7 +159,12 @@ Status check_transfer_codings(const RequestHeader& request) {
 class Session final : public Exchange, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<HttpServer::State> server)
-      : server_(std::move(server)), socket_(std::move(socket)) {
+      : server_(std::move(server)), socket_(std::move(socket)), accepted_(now_ticks()) {
+    on_chunk_header_ = [this](std::uint64_t, beast::string_view extensions,
+                              boost::system::error_code& ec) {
+      header_bytes_seen_ += extensions.size();
+      if (header_bytes_seen_ > server_->limits.header_bytes) ec = bhttp::error::header_limit;
+    };
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
     // Writes are tried at once and only awaited when the socket is full.
@@ -165,11 +191,13 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   bool overdue(Clock::rep now) const { return deadline_.load(std::memory_order_relaxed) <= now; }
 
   // Closes the connection if it is still overdue (the operation may have
-  // completed meanwhile): the pending operation then fails. Any thread.
+  // completed meanwhile): the pending operation then fails. A client whose
+  // request was partly received is answered 408 first. Any thread.
   void expire() {
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
       if (!self->overdue(now_ticks())) return;
       self->timed_out_ = true;
+      self->answer_timed_out();
       boost::system::error_code ignored;
       self->socket_.close(ignored);
     });
@@ -186,6 +214,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     while (!server_->stopping) {
       parser_.emplace();
       parser_->header_limit(server_->limits.header_bytes);
+      // What a chunked body sends besides data counts against the same limit.
+      parser_->on_chunk_header(on_chunk_header_);
+      header_bytes_seen_ = 0;
       // Bodies are streamed, never buffered whole, so the parser itself sets
       // no limit; handlers that buffer (read_body) enforce their own.
       parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -194,8 +225,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       route_ = {};
 
       idle_ = true;
-      auto ec =
-          co_await read_header(first ? server_->limits.io_timeout : server_->limits.idle_timeout);
+      auto ec = co_await read_header(first);
       idle_ = false;
       first = false;
       if (ec) {
@@ -244,28 +274,57 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     // Beast sizes each socket read by the buffer's free capacity, which after
     // a header is small; without room, a large body arrives in 1-2 KiB reads.
     if (buffer_.capacity() < kChunkBytes) buffer_.reserve(kChunkBytes);
+    // Data is taken out of the buffer as it comes; what accumulates is a
+    // chunk line or trailer section still incomplete, so a cap bounds the
+    // memory an endless one takes (the callback and the trailer count below
+    // apply the exact limit once it is whole).
+    const bool chunked = parser_->chunked();
+    const std::size_t fields_before = chunked ? field_bytes(request()) : 0;
+    if (chunked) buffer_.max_size(kChunkBytes + server_->limits.header_bytes);
+    const auto uncapped = [this] { buffer_.max_size(std::numeric_limits<std::size_t>::max()); };
     while (!parser_->is_done()) {
       auto& body = parser_->get().body();
       body.data = chunk_.get();
       body.size = kChunkBytes;
-      arm(server_->limits.io_timeout);
+      arm(server_->limits.body_timeout, Wait::kBody);
       auto [ec, bytes] = co_await bhttp::async_read_some(socket_, buffer_, *parser_, kAwait);
       disarm();
       if (ec == bhttp::error::need_buffer) ec = {};
       const std::size_t got = kChunkBytes - body.size;
       if (ec) {
         broken_ = true;
+        uncapped();
         if (timed_out_)
           co_return Error{Errc::kTimedOut, "request body timed out: no data for too long"};
+        if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
+          co_return framing_too_large();
+        }
         co_return Error{Errc::kBadInput, "request body broken off: " + ec.message()};
       }
       if (got > 0) {
         const std::span<const char> piece{chunk_.get(), got};
         auto status = co_await sink(piece);
-        if (!status) co_return status;
+        if (!status) {
+          uncapped();
+          co_return status;
+        }
+      }
+    }
+    uncapped();
+    if (chunked) {
+      header_bytes_seen_ += field_bytes(request()) - fields_before;  // the trailers
+      if (header_bytes_seen_ > server_->limits.header_bytes) {
+        broken_ = true;
+        co_return framing_too_large();
       }
     }
     co_return Status{};
+  }
+
+  Error framing_too_large() const {
+    return Error{Errc::kHeaderTooLarge,
+                 "header, chunk extensions and trailers are larger than the limit of " +
+                     std::to_string(server_->limits.header_bytes) + " bytes"};
   }
 
  private:
@@ -363,7 +422,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     std::array<char, 16 * 1024> sink{};
-    deadline_.store(now_ticks() + Clock::duration(kLingerTime).count(), std::memory_order_relaxed);
+    arm(kLingerTime, Wait::kLinger);
     for (;;) {
       auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), kAwait);
       if (ec) break;
@@ -392,25 +451,41 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   }
 
   asio::awaitable<bool> wait_writable() {
-    arm(server_->limits.io_timeout);
+    arm(server_->limits.body_timeout, Wait::kSend);
     auto [ec] = co_await socket_.async_wait(tcp::socket::wait_write, kAwait);
     disarm();
     co_return !ec;
   }
 
   // Reads until the parser has a whole header. Fails with end_of_stream when
-  // the client closes between requests, timeout when `timeout` passes.
-  asio::awaitable<boost::system::error_code> read_header(std::chrono::seconds timeout) {
+  // the client closes between requests, timeout when the connection waited
+  // too long: a new connection (`first`) must send its first header whole
+  // within the header timeout of its accept; a kept one may wait the idle
+  // timeout for a request to start, which must then be whole within the
+  // header timeout of its first byte. What trickles in meanwhile never
+  // extends that deadline.
+  asio::awaitable<boost::system::error_code> read_header(bool first) {
+    const auto header_timeout = ticks(server_->limits.header_timeout);
+    Clock::rep header_deadline = kNoDeadline;
+    if (first) {
+      header_deadline = accepted_ + header_timeout;
+    } else if (buffer_.size() > 0) {
+      header_deadline = now_ticks() + header_timeout;  // a pipelined request
+    }
     for (;;) {
       boost::system::error_code ec;
       if (buffer_.size() > 0) {
-        buffer_.consume(parser_->put(buffer_.data(), ec));
+        const auto consumed = parser_->put(buffer_.data(), ec);
+        header_bytes_seen_ += consumed;
+        buffer_.consume(consumed);
         if (!ec && parser_->is_header_done()) co_return ec;
         if (ec && ec != bhttp::error::need_more) co_return ec;
       }
-      // Waiting for a request may take the idle timeout; once part of one
-      // has come, the rest is I/O like any other.
-      arm(buffer_.size() > 0 ? server_->limits.io_timeout : timeout);
+      if (header_deadline == kNoDeadline) {
+        arm(server_->limits.idle_timeout, Wait::kRequest);
+      } else {
+        arm_until(header_deadline, Wait::kRequest);
+      }
       auto [read_ec, n] =
           co_await socket_.async_read_some(buffer_.prepare(kHeaderReadBytes), kAwait);
       disarm();
@@ -420,6 +495,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         co_return bhttp::error::partial_message;
       }
       if (read_ec) co_return read_ec;
+      // The request's first byte: its header's time starts.
+      if (header_deadline == kNoDeadline) header_deadline = now_ticks() + header_timeout;
       buffer_.commit(n);
     }
   }
@@ -437,18 +514,55 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (!ec && written == bytes.size()) co_return ec;
     if (ec && ec != asio::error::would_block) co_return ec;
     bytes += written;
-    arm(server_->limits.io_timeout);
+    arm(server_->limits.body_timeout, Wait::kSend);
     auto [write_ec, n] = co_await asio::async_write(socket_, bytes, kAwait);
     disarm();
     co_return timed_out_ ? beast::error::timeout : write_ec;
   }
 
-  // The deadline of the I/O operation about to start; the sweep closes the
-  // connection if it is still pending then.
-  void arm(std::chrono::seconds timeout) {
-    deadline_.store(now_ticks() + Clock::duration(timeout).count(), std::memory_order_relaxed);
+  // The deadline of the I/O operation about to start, and what it waits
+  // for; the sweep closes the connection if it is still pending then.
+  void arm(std::chrono::seconds timeout, Wait wait) {
+    arm_until(now_ticks() + ticks(timeout), wait);
   }
-  void disarm() { deadline_.store(kNoDeadline, std::memory_order_relaxed); }
+  void arm_until(Clock::rep deadline, Wait wait) {
+    waiting_for_ = wait;
+    deadline_.store(deadline, std::memory_order_relaxed);
+  }
+  void disarm() {
+    waiting_for_ = Wait::kNothing;
+    deadline_.store(kNoDeadline, std::memory_order_relaxed);
+  }
+
+  // Tells a client that timed out with part of a request sent that it was
+  // too slow (RFC 9110 §15.5.9), on its way out: one non-blocking send that
+  // never waits. The socket's send buffer is empty while a request is read
+  // (the previous answer was sent whole), so the few bytes fit. A client
+  // that sent nothing of a request, or stopped taking its answer, is only
+  // closed.
+  void answer_timed_out() {
+    std::string reason;
+    if (waiting_for_ == Wait::kRequest && buffer_.size() > 0) {
+      reason = "request header not received whole within " +
+               std::to_string(server_->limits.header_timeout.count()) + " s";
+    } else if (waiting_for_ == Wait::kBody) {
+      reason = "request body timed out: nothing received for " +
+               std::to_string(server_->limits.body_timeout.count()) + " s";
+    } else {
+      return;
+    }
+    auto response = text_response(HttpStatus::request_timeout, reason);
+    bool with_body = true;
+    if (waiting_for_ == Wait::kBody) {
+      response.version(request().version());
+      with_body = request().method() != Verb::head;
+    }
+    response.keep_alive(false);
+    std::string out;
+    serialize_response(response, with_body, out);
+    boost::system::error_code ignored;
+    socket_.send(asio::buffer(out), 0, ignored);
+  }
 
   // Whether the request's body can be delimited, checked before any handler
   // runs (see check_transfer_codings).
@@ -479,7 +593,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     const bool too_large = ec == bhttp::error::header_limit;
     auto response = text_response(
         too_large ? HttpStatus::request_header_fields_too_large : HttpStatus::bad_request,
-        too_large ? "request header is too large" : "malformed HTTP request: " + ec.message());
+        too_large ? "request header is larger than " +
+                        std::to_string(server_->limits.header_bytes) + " bytes"
+                  : "malformed HTTP request: " + ec.message());
     response.keep_alive(false);
     out_.clear();
     serialize_response(response, true, out_);
@@ -489,16 +605,67 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   std::shared_ptr<HttpServer::State> server_;
   tcp::socket socket_;
   std::atomic<Clock::rep> deadline_{kNoDeadline};
+  Wait waiting_for_ = Wait::kNothing;
+  const Clock::rep accepted_;
   bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
   std::unique_ptr<char[]> chunk_;
+  // What this request sent outside its body: its header, then its chunk
+  // extensions and, once the body is done, its trailers.
+  std::size_t header_bytes_seen_ = 0;
+  std::function<void(std::uint64_t, beast::string_view, boost::system::error_code&)>
+      on_chunk_header_;
   std::string out_;         // the response being sent; reused so it allocates once
   std::string_view route_;  // the current request's route label; empty if none matched
   bool idle_ = false;
   bool continue_sent_ = false;
   bool broken_ = false;
 };
+
+// Answers a connection past --max-connections 503 and closes it. The
+// answer goes out at once, before the request is read: the client learns
+// why instead of seeing a bare close. What it sends meanwhile is read and
+// dropped for a moment, or closing with unread data would reset the
+// connection and could destroy the answer before it is read. Those
+// lingering connections are bounded too: past kMaxTurnedAway at once, a
+// connection is closed without a word.
+constexpr std::size_t kMaxTurnedAway = 256;
+constexpr auto kTurnAwayLinger = std::chrono::seconds(1);
+
+asio::awaitable<void> linger_turned_away(tcp::socket socket,
+                                         std::shared_ptr<HttpServer::State> state) {
+  asio::steady_timer timer(socket.get_executor(), kTurnAwayLinger);
+  timer.async_wait([&socket](const boost::system::error_code& ec) {
+    boost::system::error_code ignored;
+    if (!ec) socket.close(ignored);
+  });
+  std::array<char, 4096> sink{};
+  for (;;) {
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), kAwait);
+    if (ec) break;
+  }
+  timer.cancel();
+  state->turned_away.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void turn_away(tcp::socket socket, const std::shared_ptr<HttpServer::State>& state) {
+  static constexpr std::string_view kAnswer =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+      "Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+      "too many connections\n";
+  boost::system::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.send(asio::buffer(kAnswer), 0, ignored);
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  if (state->turned_away.fetch_add(1, std::memory_order_relaxed) >= kMaxTurnedAway) {
+    state->turned_away.fetch_sub(1, std::memory_order_relaxed);
+    socket.close(ignored);
+    return;
+  }
+  auto executor = socket.get_executor();
+  asio::co_spawn(executor, linger_turned_away(std::move(socket), state), asio::detached);
+}
 
 asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
   for (;;) {
@@ -511,6 +678,15 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
       spdlog::warn("accept failed: {}", ec.message());
       asio::steady_timer pause(state->acceptor.get_executor(), std::chrono::milliseconds(50));
       co_await pause.async_wait(kAwait);
+      continue;
+    }
+    bool full = false;
+    {
+      std::lock_guard lock(state->mutex);
+      full = state->sessions.size() >= state->limits.max_connections;
+    }
+    if (full) {
+      turn_away(std::move(socket), state);
       continue;
     }
     auto session = std::make_shared<Session>(std::move(socket), state);

@@ -45,18 +45,32 @@ class Exchange {
   // "100 Continue" if the client asked for it. Succeeds once the whole body
   // has been passed to `sink`. A failing sink stops the reading and its Error
   // is returned; a client that breaks off yields kBadInput, one that stalls past
-  // the I/O timeout kTimedOut (its connection is closed). The sink is awaited
+  // the body timeout kTimedOut (it has been answered 408 and its connection
+  // closed). The sink is awaited
   // before the next chunk is read, so a slow sink slows the client down.
   using BodySink = std::function<asio::awaitable<Status>(std::span<const char>)>;
   virtual asio::awaitable<Status> stream_body(const BodySink& sink) = 0;
 };
 
 struct ServerLimits {
-  std::uint32_t header_bytes = 16 * 1024;
-  // How long a connection may wait for a request's header, or between two
-  // chunks of a body, or for the peer to take a chunk of the response.
-  std::chrono::seconds io_timeout{30};
-  // How long an idle keep-alive connection is kept open.
+  // The most a request may send outside its body: the request line and
+  // header fields, plus, for a chunked body, every chunk extension and the
+  // trailer fields (431 beyond it). Beast bounds only the header itself; an
+  // endless chunk extension would otherwise grow a buffer without limit.
+  std::uint32_t header_bytes = 8 * 1024;
+  // Connections open at once; one more is answered 503 and closed, so a
+  // client flooding the port cannot exhaust the daemon's descriptors.
+  std::size_t max_connections = 10000;
+  // How long a request's header may take to arrive whole, counted from its
+  // first byte (for a connection's first request, from the accept) and never
+  // extended by what trickles in: a client sending a byte now and then does
+  // not hold a connection past it.
+  std::chrono::seconds header_timeout{10};
+  // How long a body may stall: between two pieces of a request's body, or
+  // while the client takes nothing of the response.
+  std::chrono::seconds body_timeout{30};
+  // How long a keep-alive connection may wait for its next request's first
+  // byte.
   std::chrono::seconds idle_timeout{60};
   // A body the handler did not read is read and discarded up to this size so
   // the connection can be kept; a larger one closes the connection.

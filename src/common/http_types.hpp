@@ -5,6 +5,8 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,5 +41,17 @@ HttpStatus status_of(Errc code);
 
 // The response for an expected failure: its status and one-line reason.
 Response error_response(const Error& error);
+
+// The body length `request` declares (Content-Length), if it declares one.
+std::optional<std::uint64_t> declared_length(const RequestHeader& request);
+
+// The failure for a value of more than `max_bytes` (--max-value-bytes):
+// kTooLarge (413) with the limit.
+Error value_too_large(std::uint64_t max_bytes);
+
+// Fails as value_too_large() when `request` declares a body of more than
+// `max_bytes`; 0 is no limit. A chunked body is not known yet: it passes,
+// and whoever stores it counts.
+Status check_declared_length(const RequestHeader& request, std::uint64_t max_bytes);
 
 }  // namespace kalavara::http

@@ -1,5 +1,7 @@
 #include "common/key_codec.hpp"
 
+#include <algorithm>
+
 namespace kalavara {
 namespace {
 
@@ -55,20 +57,27 @@ Result<std::string> percent_decode(std::string_view encoded) {
   return out;
 }
 
-Result<std::string> decode_key(std::string_view encoded) {
+Result<std::string> decode_key(std::string_view encoded, std::size_t max_bytes) {
+  max_bytes = std::min(max_bytes, kMaxKeyBytes);
+  // Every decoded byte takes one to three encoded ones: a key that cannot
+  // fit is refused before anything is decoded.
+  if (encoded.size() > 3 * max_bytes) {
+    return Error{Errc::kBadInput, "key is longer than " + std::to_string(max_bytes) + " bytes"};
+  }
   auto key = percent_decode(encoded);
   if (!key) return key.error();
   if (key->empty()) return Error{Errc::kBadInput, "key is empty"};
-  if (key->size() > kMaxKeyBytes) {
-    return Error{Errc::kBadInput, "key is longer than " + std::to_string(kMaxKeyBytes) + " bytes"};
+  if (key->size() > max_bytes) {
+    return Error{Errc::kBadInput, "key is longer than " + std::to_string(max_bytes) + " bytes"};
   }
   if (key->find('\0') != std::string::npos)
     return Error{Errc::kBadInput, "key contains a NUL byte"};
   return key;
 }
 
-Result<std::string> key_in_target(std::string_view target, std::string_view prefix) {
-  return decode_key(split_target(target).path.substr(prefix.size()));
+Result<std::string> key_in_target(std::string_view target, std::string_view prefix,
+                                  std::size_t max_bytes) {
+  return decode_key(split_target(target).path.substr(prefix.size()), max_bytes);
 }
 
 std::string encode_key_path(std::string_view key) {

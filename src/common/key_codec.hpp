@@ -30,13 +30,15 @@ Result<std::string> percent_decode(std::string_view encoded);
 
 // Decodes and validates the key in `encoded` (the path after "/store/").
 // Fails with kBadInput and a one-line reason when the key is empty, longer than
-// kMaxKeyBytes once decoded, contains NUL, or has a malformed escape.
-Result<std::string> decode_key(std::string_view encoded);
+// `max_bytes` (at most kMaxKeyBytes) once decoded, contains NUL, or has a
+// malformed escape.
+Result<std::string> decode_key(std::string_view encoded, std::size_t max_bytes = kMaxKeyBytes);
 
 // Decodes and validates the key of a request target under `prefix` (e.g.
 // "/store/"): the path after the prefix, without the query. Fails as
 // decode_key does.
-Result<std::string> key_in_target(std::string_view target, std::string_view prefix);
+Result<std::string> key_in_target(std::string_view target, std::string_view prefix,
+                                  std::size_t max_bytes = kMaxKeyBytes);
 
 // Encodes `key` as a URL path suffix that any RFC 3986 client sends back
 // unchanged: everything but unreserved characters and '/' is escaped, and so

@@ -22,7 +22,8 @@ enum class Errc : std::uint8_t {
   kPreconditionFailed,  // an If-Match / If-None-Match condition does not hold
   kUnauthorized,        // no credentials, or wrong ones, where they are required
   kForbidden,           // not allowed: a missing, forged or expired signature
-  kTooLarge,            // a body or header past its limit
+  kTooLarge,            // a body past its limit
+  kHeaderTooLarge,      // a header (or chunk extensions, trailers) past its limit
   kLengthRequired,      // the body's length must be declared up front
   kTimedOut,            // the client was too slow sending its request
   kNotImplemented,      // a feature of the protocol that is not supported

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/text.hpp"
+
 namespace kalavara::http {
 
 Response text_response(HttpStatus status, std::string_view message) {
@@ -54,6 +56,8 @@ HttpStatus status_of(Errc code) {
       return HttpStatus::forbidden;
     case Errc::kTooLarge:
       return HttpStatus::payload_too_large;
+    case Errc::kHeaderTooLarge:
+      return HttpStatus::request_header_fields_too_large;
     case Errc::kLengthRequired:
       return HttpStatus::length_required;
     case Errc::kTimedOut:
@@ -76,6 +80,23 @@ HttpStatus status_of(Errc code) {
 
 Response error_response(const Error& error) {
   return text_response(status_of(error.code), error.message);
+}
+
+std::optional<std::uint64_t> declared_length(const RequestHeader& request) {
+  return parse_decimal(request[Field::content_length]);
+}
+
+Error value_too_large(std::uint64_t max_bytes) {
+  return Error{Errc::kTooLarge,
+               "value is larger than " + std::to_string(max_bytes) + " bytes (--max-value-bytes)"};
+}
+
+Status check_declared_length(const RequestHeader& request, std::uint64_t max_bytes) {
+  if (max_bytes == 0) return Status{};
+  if (const auto length = declared_length(request); length && *length > max_bytes) {
+    return value_too_large(max_bytes);
+  }
+  return Status{};
 }
 
 void Router::add(std::string path, Match match, std::vector<Verb> methods, Handler handler) {

@@ -8,6 +8,7 @@
 #include "common/cli.hpp"
 #include "common/daemon.hpp"
 #include "common/http_client.hpp"
+#include "common/limit_flags.hpp"
 #include "common/logging.hpp"
 #include "common/security_flags.hpp"
 #include "common/server_runtime.hpp"
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   unsigned repair_interval = 0;
   unsigned orphan_min_age = 600;
   SecurityFlags security;
+  LimitFlags limits;
   std::string admin_token_file;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   // Required to serve; not when a subcommand runs instead (checked below).
@@ -71,6 +73,7 @@ int main(int argc, char** argv) {
                  "seconds a file nothing names must have existed before a scrub removes it")
       ->capture_default_str();
   security.add_to(app);
+  limits.add_to(app);
   app.add_option("--admin-token-file", admin_token_file,
                  "file holding the token /admin/* needs as \"Authorization: Bearer\" (mode 600)")
       ->check(CLI::ExistingFile);
@@ -221,6 +224,8 @@ int main(int argc, char** argv) {
   options.signer = signer->get();
   options.sign_reads = security.sign_reads;
   options.admin_token = admin_token;
+  options.max_key_bytes = limits.max_key_bytes;
+  options.max_value_bytes = limits.max_value_bytes;
   if (admin_token.empty()) {
     spdlog::warn(
         "kalavara-master: no --admin-token-file: anyone who can reach this port can "
@@ -305,7 +310,8 @@ int main(int argc, char** argv) {
     removals.stop();
     jobs.stop();
   });
-  return serve_until_stopped(runtime, router, bind, port, "kalavara-master",
+  allow_connections(limits.max_connections);
+  return serve_until_stopped(runtime, router, bind, port, limits.server_limits(), "kalavara-master",
                              fmt::format(" with {} volume(s), {} replica(s), {} thread(s)",
                                          registry.snapshot()->all.size(), replicas, threads));
 }

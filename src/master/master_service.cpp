@@ -75,9 +75,12 @@ void MasterService::add_routes(http::Router& router) {
 }
 
 MasterService::Answer MasterService::put(http::Exchange& exchange) {
-  auto key = key_in_target(exchange.request().target(), kStorePrefix);
+  auto key = key_in_target(exchange.request().target(), kStorePrefix, options_.max_key_bytes);
   if (!key) co_return http::error_response(key.error());
   const auto& request = exchange.request();
+  if (auto size = http::check_declared_length(request, options_.max_value_bytes); !size) {
+    co_return http::error_response(size.error());
+  }
   const auto if_match = request[Field::if_match];
   const auto if_none_match = request[Field::if_none_match];
   if (!if_match.empty() || !if_none_match.empty()) {

@@ -21,9 +21,12 @@
 // Thread-safe: handlers run concurrently on the io threads.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
+#include "common/key_codec.hpp"
 #include "common/router.hpp"
 #include "common/url.hpp"
 #include "master/key_protocol.hpp"
@@ -51,6 +54,11 @@ struct MasterOptions {
   // With a token (--admin-token-file), /admin/* needs "Authorization: Bearer
   // <token>" (401 otherwise); a volume's signed registration is taken too.
   std::string admin_token;
+  // Limits on what a PUT may store (--max-key-bytes, --max-value-bytes; 0:
+  // no limit). The value's limit is checked on its declared length, before
+  // the redirect; the volumes count what really arrives.
+  std::size_t max_key_bytes = kMaxKeyBytes;
+  std::uint64_t max_value_bytes = 0;
 };
 
 class MasterService {

@@ -3,6 +3,7 @@
 
 #include "common/cli.hpp"
 #include "common/daemon.hpp"
+#include "common/limit_flags.hpp"
 #include "common/logging.hpp"
 #include "common/security_flags.hpp"
 #include "common/server_runtime.hpp"
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   std::string bind = "0.0.0.0";
   std::string log_level = "info";
   SecurityFlags security;
+  LimitFlags limits;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   app.add_option("-d,--data-dir", data_dir, "folder the values are stored in")->required();
   app.add_option("-t,--threads", threads, "worker threads")->capture_default_str();
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
   app.add_option("-b,--base-url", base_url_flag, "this volume's URL as the master should use it");
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
   security.add_to(app);
+  limits.add_to(app);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   app.set_version_flag("--version", "kalavara-volume " KALAVARA_VERSION);
@@ -61,6 +64,8 @@ int main(int argc, char** argv) {
   }
   options.signer = signer->get();
   options.sign_reads = security.sign_reads;
+  options.max_key_bytes = limits.max_key_bytes;
+  options.max_value_bytes = limits.max_value_bytes;
 
   auto store = FileBlobStore::open_at(data_dir);
   if (!store) {
@@ -77,6 +82,7 @@ int main(int argc, char** argv) {
     registration->start();
     runtime.on_stop([&registration] { registration->stop(); });
   }
-  return serve_until_stopped(runtime, router, bind, port, "kalavara-volume",
+  allow_connections(limits.max_connections);
+  return serve_until_stopped(runtime, router, bind, port, limits.server_limits(), "kalavara-volume",
                              fmt::format(", data in {}, {} thread(s)", data_dir, threads));
 }

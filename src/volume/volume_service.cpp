@@ -23,11 +23,6 @@ using http::HttpStatus;
 using http::Response;
 using http::Verb;
 
-// The declared Content-Length of a request, if any.
-std::optional<std::uint64_t> content_length(const http::RequestHeader& request) {
-  return parse_decimal(request[Field::content_length]);
-}
-
 // A copy pulls its value over one connection; each read or write of it may
 // take this long, as a client's may at the server.
 constexpr auto kCopyIoTimeout = std::chrono::seconds(30);
@@ -74,9 +69,12 @@ void VolumeService::add_routes(http::Router& router) {
 }
 
 VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
-  auto key = key_in_target(exchange.request().target(), kStorePrefix);
+  auto key = key_in_target(exchange.request().target(), kStorePrefix, options_.max_key_bytes);
   if (!key) co_return http::error_response(key.error());
   const auto& request = exchange.request();
+  if (auto size = http::check_declared_length(request, options_.max_value_bytes); !size) {
+    co_return http::error_response(size.error());
+  }
   auto order = internal::parse_write_order(split_target(request.target()).query);
   if (!order) co_return http::error_response(order.error());
 
@@ -115,7 +113,7 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
   // another and nothing is buffered whole.
   ReplicaUploads uploads(*key, order->version);
   if (!order->replicas.empty()) {
-    const auto length = content_length(request);
+    const auto length = http::declared_length(request);
     if (!length) {
       co_return http::error_response(
           {Errc::kLengthRequired,
@@ -147,8 +145,13 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
     co_return http::error_response(error);
   };
 
+  std::uint64_t received_bytes = 0;
   auto received = co_await exchange.stream_body(
       [&](std::span<const char> chunk) -> http::asio::awaitable<Status> {
+        received_bytes += chunk.size();
+        if (options_.max_value_bytes != 0 && received_bytes > options_.max_value_bytes) {
+          co_return http::value_too_large(options_.max_value_bytes);
+        }
         if (md5) md5->update(chunk);
         if (auto status = (*writer)->append(chunk); !status) co_return status;
         co_return co_await uploads.write(chunk);

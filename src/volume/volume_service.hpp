@@ -38,8 +38,11 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 
+#include "common/key_codec.hpp"
 #include "common/router.hpp"
 #include "common/url.hpp"
 #include "volume/blob_store.hpp"
@@ -60,6 +63,12 @@ struct VolumeOptions {
   // and /admin/*; GET and HEAD of values too with sign_reads (--sign-reads).
   const Signer* signer = nullptr;
   bool sign_reads = false;
+  // Limits on what a PUT may store (--max-key-bytes, --max-value-bytes; 0:
+  // no limit): 400 and 413. A value is refused on its declared length
+  // before any byte is read, and a chunked one once it passes the limit;
+  // nothing of it stays.
+  std::size_t max_key_bytes = kMaxKeyBytes;
+  std::uint64_t max_value_bytes = 0;
 };
 
 class VolumeService {

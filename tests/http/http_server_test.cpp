@@ -51,7 +51,8 @@ asio::awaitable<Reply> answer_slowly(Exchange&) {
 
 ServerLimits one_second_timeouts() {
   ServerLimits limits;
-  limits.io_timeout = 1s;
+  limits.header_timeout = 1s;
+  limits.body_timeout = 1s;
   limits.idle_timeout = 1s;
   return limits;
 }
@@ -202,6 +203,32 @@ class HttpServerTest : public ::testing::Test {
     return n == 0 || (n < 0 && errno == ECONNRESET);
   }
 
+  // Expects the server to answer 408 on `fd`, for a header that did not come
+  // whole in time, and close it.
+  static void expect_timed_out_header(int fd) {
+    const auto received = read_until_closed(fd);
+    ASSERT_TRUE(received.has_value()) << "the server kept the connection open";
+    EXPECT_TRUE(received->starts_with("HTTP/1.1 408")) << *received;
+    EXPECT_NE(received->find("request header not received whole"), std::string::npos) << *received;
+  }
+
+  // Tries, for up to 5 s, to get a request served on a new connection.
+  bool wait_for_a_served_connection() const {
+    const auto deadline = Clock::now() + 5s;
+    while (Clock::now() < deadline) {
+      const int fd = connect_client();
+      if (fd >= 0) {
+        const bool served =
+            send_all(fd, kGetThreadRequest) && read_response(fd).starts_with("HTTP/1.1 200");
+        ::close(fd);
+        if (served) return true;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+  static constexpr std::string_view kGetThreadRequest = "GET /thread HTTP/1.1\r\nHost: t\r\n\r\n";
+
   static std::string body_of(const std::string& response) {
     auto body = response.substr(response.find("\r\n\r\n") + 4);
     while (!body.empty() && body.back() == '\n') body.pop_back();
@@ -280,7 +307,7 @@ TEST_F(HttpServerTest, AnIncompleteHeaderIsCutOffAfterTheTimeout) {
   ASSERT_GE(fd, 0);
   const auto start = Clock::now();
   ASSERT_TRUE(send_all(fd, "GET /thread HTTP/1.1\r\nHo"));
-  EXPECT_TRUE(closed_by_server(fd));
+  expect_timed_out_header(fd);
   // Not at once: the client had its 1 s.
   EXPECT_GE(Clock::now() - start, 900ms);
   ::close(fd);
@@ -312,8 +339,11 @@ TEST_F(HttpServerTest, ABodyThatStallsTimesOutWith408) {
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(
       send_all(fd, "PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789"));
-  // The server gives up on the body and closes the connection.
-  EXPECT_TRUE(closed_by_server(fd));
+  // The server gives up on the body, says so and closes the connection.
+  const auto received = read_until_closed(fd);
+  ASSERT_TRUE(received.has_value()) << "the server kept the connection open";
+  EXPECT_TRUE(received->starts_with("HTTP/1.1 408")) << *received;
+  EXPECT_NE(received->find("request body timed out"), std::string::npos) << *received;
   const auto deadline = Clock::now() + 5s;
   while (last_upload_status == 0 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(last_upload_status, 408U);
@@ -414,13 +444,14 @@ class HttpServerIdleTest : public HttpServerTest {
 
   static ServerLimits idle_longer_than_io() {
     ServerLimits limits;
-    limits.io_timeout = 1s;
+    limits.header_timeout = 1s;
+    limits.body_timeout = 1s;
     limits.idle_timeout = 8s;
     return limits;
   }
 };
 
-TEST_F(HttpServerIdleTest, APartlySentHeaderHasTheIoTimeoutNotTheIdleOne) {
+TEST_F(HttpServerIdleTest, APartlySentHeaderHasTheHeaderTimeoutNotTheIdleOne) {
   const int fd = connect_client();
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(send_all(fd, kGetThread));
@@ -428,9 +459,200 @@ TEST_F(HttpServerIdleTest, APartlySentHeaderHasTheIoTimeoutNotTheIdleOne) {
   // The next request starts and stalls: the client is no longer idle.
   ASSERT_TRUE(send_all(fd, "GET /thread HTTP/1.1\r\nHo"));
   const auto start = Clock::now();
-  EXPECT_TRUE(closed_by_server(fd));
-  EXPECT_LT(Clock::now() - start, 6s) << "cut off by the 8 s idle timeout, not the 1 s I/O one";
+  expect_timed_out_header(fd);
+  EXPECT_LT(Clock::now() - start, 6s) << "cut off by the 8 s idle timeout, not the 1 s header one";
   ::close(fd);
+}
+
+TEST_F(HttpServerIdleTest, AHeaderTrickledInAByteAtATimeIsCutOffAtTheHeaderTimeout) {
+  // A byte every 200 ms: each read would have re-armed a per-read deadline,
+  // and the client would hold the connection for as long as it liked.
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  const std::string request = "GET /thread HTTP/1.1\r\nHost: t\r\nX-Slow: " + std::string(60, 'a');
+  const auto start = Clock::now();
+  bool cut_off = false;
+  for (const char byte : request) {
+    if (!send_all(fd, std::string_view(&byte, 1))) {
+      cut_off = true;
+      break;
+    }
+    std::this_thread::sleep_for(200ms);  // the attacker's pace, not a wait for the server
+    if (Clock::now() - start > 6s) break;
+  }
+  const auto received = read_until_closed(fd);
+  ::close(fd);
+  ASSERT_TRUE(cut_off || received.has_value()) << "still open after 6 s of trickling";
+  EXPECT_LT(Clock::now() - start, 5s) << "held past the 1 s header timeout (and its 1 s sweep)";
+  if (received && !received->empty()) {
+    EXPECT_TRUE(received->starts_with("HTTP/1.1 408")) << *received;
+  }
+}
+
+TEST_F(HttpServerIdleTest, ANewConnectionMustSendItsHeaderWithinTheHeaderTimeout) {
+  // Nothing sent at all: a connection's first request has the header
+  // timeout from the accept, not the idle timeout.
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  const auto start = Clock::now();
+  EXPECT_TRUE(closed_by_server(fd));
+  EXPECT_LT(Clock::now() - start, 5s) << "a silent new connection waited the 8 s idle timeout";
+  ::close(fd);
+}
+
+TEST_F(HttpServerTest, SlowlorisWithFiveHundredConnectionsIsCutOffAndOthersAreServed) {
+  constexpr int kConnections = 500;
+  std::vector<int> slow;
+  for (int i = 0; i < kConnections; ++i) {
+    const int fd = connect_client();
+    ASSERT_GE(fd, 0) << "connection " << i;
+    slow.push_back(fd);
+    ASSERT_TRUE(send_all(fd, "GET /thread HTTP/1.1\r\nHost: t\r\n"));
+  }
+  // Each keeps sending a header field now and then, never the blank line.
+  const auto start = Clock::now();
+  std::size_t open = slow.size();
+  for (int round = 0; round < 40 && open > 0; ++round) {
+    open = 0;
+    for (int& fd : slow) {
+      if (fd < 0) continue;
+      if (!send_all(fd, "X-a: b\r\n")) {
+        ::close(fd);
+        fd = -1;
+        continue;
+      }
+      ++open;
+    }
+    // Meanwhile a normal client is served.
+    if (round % 10 == 0) {
+      const int fd = connect_client();
+      ASSERT_GE(fd, 0);
+      ASSERT_TRUE(send_all(fd, kGetThread));
+      EXPECT_TRUE(read_response(fd).starts_with("HTTP/1.1 200")) << "round " << round;
+      ::close(fd);
+    }
+    std::this_thread::sleep_for(150ms);  // the attacker's pace
+  }
+  const auto elapsed = Clock::now() - start;
+  for (const int fd : slow) {
+    if (fd >= 0) ::close(fd);
+  }
+  EXPECT_EQ(open, 0U) << "connections still open after 6 s of slowloris";
+  EXPECT_LT(elapsed, 5s);
+}
+
+TEST_F(HttpServerTest, AHeaderPastTheDefaultLimitGets431) {
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(
+      fd, "GET /thread HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n"));
+  const auto received = read_until_closed(fd);
+  ::close(fd);
+  ASSERT_TRUE(received.has_value());
+  EXPECT_TRUE(received->starts_with("HTTP/1.1 431")) << received->substr(0, 200);
+  EXPECT_NE(received->find("larger than 8192 bytes"), std::string::npos) << *received;
+}
+
+class HttpServerChunkFramingTest : public HttpServerTest {
+ protected:
+  // PUTs a chunked `body` after the header `fields` and returns what the
+  // server sent until it closed; the handler's status is in
+  // last_upload_status.
+  std::optional<std::string> upload_chunked(std::string_view fields, std::string_view body) {
+    last_upload_status = 0;
+    const int fd = connect_client();
+    if (fd < 0) return std::nullopt;
+    const bool sent =
+        send_all(fd, "PUT /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n" +
+                         std::string(fields) + "\r\n" + std::string(body));
+    auto received = read_until_closed(fd);
+    ::close(fd);
+    if (!sent && !received) return std::string();
+    return received;
+  }
+
+  static unsigned handler_status() {
+    const auto deadline = Clock::now() + 5s;
+    while (last_upload_status == 0 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+    return last_upload_status;
+  }
+};
+
+TEST_F(HttpServerChunkFramingTest, SmallExtensionsAndTrailersAreTaken) {
+  const auto received = upload_chunked("Connection: close\r\n",
+                                       "5;name=value\r\nhello\r\n0;last\r\nX-Trailer: t\r\n\r\n");
+  ASSERT_TRUE(received.has_value());
+  EXPECT_TRUE(received->starts_with("HTTP/1.1 200")) << *received;
+  EXPECT_EQ(handler_status(), 200U);
+}
+
+TEST_F(HttpServerChunkFramingTest, ChunkExtensionsCountAgainstTheHeaderLimit) {
+  // Each extension is small; together they pass 8 KiB.
+  std::string body;
+  for (int i = 0; i < 100; ++i) body += "1;ext=" + std::string(100, 'e') + "\r\nx\r\n";
+  body += "0\r\n\r\n";
+  upload_chunked("", body);
+  EXPECT_EQ(handler_status(), 431U);
+}
+
+TEST_F(HttpServerChunkFramingTest, TheHeaderAndTheExtensionsShareTheLimit) {
+  // 6 KiB of header fields and a 3 KiB extension: each alone would pass.
+  upload_chunked("X-Big: " + std::string(6000, 'h') + "\r\n",
+                 "5;ext=" + std::string(3000, 'e') + "\r\nhello\r\n0\r\n\r\n");
+  EXPECT_EQ(handler_status(), 431U);
+}
+
+TEST_F(HttpServerChunkFramingTest, TrailersCountAgainstTheHeaderLimit) {
+  std::string trailers;
+  for (int i = 0; i < 30; ++i)
+    trailers += "X-T" + std::to_string(i) + ": " + std::string(300, 't') + "\r\n";
+  upload_chunked("", "5\r\nhello\r\n0\r\n" + trailers + "\r\n");
+  EXPECT_EQ(handler_status(), 431U);
+}
+
+TEST_F(HttpServerChunkFramingTest, AnEndlessChunkExtensionIsCutOffNotBuffered) {
+  // 1 MiB of one chunk line that never ends: the server must stop reading
+  // it long before (it would otherwise buffer it all, and more).
+  const auto received = upload_chunked("", "5;" + std::string(1024 * 1024, 'e'));
+  EXPECT_EQ(handler_status(), 431U);
+  ASSERT_TRUE(received.has_value()) << "the server kept the connection open";
+}
+
+class HttpServerConnectionCapTest : public HttpServerTest {
+ protected:
+  HttpServerConnectionCapTest() : HttpServerTest(four_connections()) {}
+  static ServerLimits four_connections() {
+    ServerLimits limits;
+    limits.max_connections = 4;
+    return limits;
+  }
+};
+
+TEST_F(HttpServerConnectionCapTest, AConnectionPastTheCapGets503AndIsClosed) {
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = connect_client();
+    ASSERT_GE(fd, 0);
+    held.push_back(fd);
+    ASSERT_TRUE(send_all(fd, kGetThread));
+    ASSERT_TRUE(read_response(fd).starts_with("HTTP/1.1 200")) << "connection " << i;
+  }
+  const int extra = connect_client();
+  ASSERT_GE(extra, 0);
+  send_all(extra, kGetThread);  // may fail once the server has closed it
+  const auto refused = read_until_closed(extra);
+  ::close(extra);
+  ASSERT_TRUE(refused.has_value()) << "the fifth connection was kept open";
+  EXPECT_TRUE(refused->starts_with("HTTP/1.1 503")) << *refused;
+  EXPECT_NE(refused->find("too many connections"), std::string::npos) << *refused;
+
+  // The held ones still work, and once one goes, a new one is served.
+  ASSERT_TRUE(send_all(held[0], kGetThread));
+  EXPECT_TRUE(read_response(held[0]).starts_with("HTTP/1.1 200"));
+  ::close(held[0]);
+  held.erase(held.begin());
+  EXPECT_TRUE(wait_for_a_served_connection()) << "no connection served after one was closed";
+  for (const int fd : held) ::close(fd);
 }
 
 }  // namespace
