@@ -1203,6 +1203,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "/store/queried?version=18446744073709551616", 400, kVersionReason},
         QueryCase{"ReadVersionEmpty", Side::kVolume, "GET", "/store/queried?version=", 400,
                   kVersionReason},
+        QueryCase{"ReadVersionBadEscape", Side::kVolume, "GET", "/store/queried?version=%zz", 400,
+                  "version= is not valid percent-encoding"},
         QueryCase{"ReadVersionNotHeld", Side::kVolume, "GET", "/store/queried?version=1", 404, ""},
         QueryCase{"WriteWithoutVersion", Side::kVolume, "PUT", "/store/queried", 400,
                   "no write version"},
@@ -1217,6 +1219,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "/store/queried?master=http://127.0.0.1:1&version=5&replicas=http://"
                   "127.0.0.1:2,http://127.0.0.1:2",
                   400, "twice"},
+        QueryCase{"WriteReplicasBadEscape", Side::kVolume, "PUT",
+                  "/store/queried?master=http://127.0.0.1:1&version=5&replicas=%zz", 400,
+                  "replicas= is not valid percent-encoding"},
         QueryCase{"DeleteWithoutScope", Side::kVolume, "DELETE", "/store/queried", 400,
                   "exactly one of upto=V and version=V"},
         QueryCase{"DeleteWithBothScopes", Side::kVolume, "DELETE",
@@ -1228,6 +1233,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "limit="},
         QueryCase{"BlobsLimitOverflow", Side::kVolume, "GET",
                   "/admin/blobs?limit=99999999999999999999999", 400, "limit="},
+        QueryCase{"BlobsAfterBadEscape", Side::kVolume, "GET", "/admin/blobs?after=%g0", 400,
+                  "after= is not valid percent-encoding"},
         QueryCase{"VerifyWithoutVersion", Side::kVolume, "POST", "/admin/verify/queried", 400,
                   "version="},
         QueryCase{"MarkerVersionNotANumber", Side::kVolume, "PUT",
@@ -1250,6 +1257,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "/internal/commit/queried?volumes=@&version=5&size=1&checksum="
                   "0000000000000000000000000000000A",
                   400, "checksum="},
+        QueryCase{
+            "CommitConditionBadEscape", Side::kMaster, "POST",
+            "/internal/commit/queried?volumes=@&version=5&size=1" + kChecksum + "&if_match=%22x%2",
+            400, "if_match= is not valid percent-encoding"},
         QueryCase{"CommitWithoutVolumes", Side::kMaster, "POST",
                   "/internal/commit/queried?version=5&size=1" + kChecksum, 400, "volumes="},
         QueryCase{
