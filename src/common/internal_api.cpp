@@ -41,9 +41,27 @@ std::string store_path(std::string_view key) {
   return path;
 }
 
+// The decoded value of parameter `name`: nullopt when absent; kBadInput when
+// it is not valid percent-encoding (taken as absent, it would drop a
+// version, a replica set or a condition without a word).
+Result<std::optional<std::string>> param(std::string_view query, std::string_view name) {
+  if (auto value = query_param(query, name)) return std::optional<std::string>{std::move(value)};
+  for (std::string_view rest = query; !rest.empty();) {
+    const auto amp = rest.find('&');
+    const auto pair = rest.substr(0, amp);
+    if (pair.substr(0, pair.find('=')) == name) {
+      return bad(std::string(name) + "= is not valid percent-encoding");
+    }
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+  }
+  return std::optional<std::string>{};
+}
+
 // A version parameter: nullopt when absent; kBadInput unless a number >= 1.
 Result<std::optional<std::uint64_t>> version_param(std::string_view query, std::string_view name) {
-  const auto text = query_param(query, name);
+  auto found = param(query, name);
+  if (!found) return found.error();
+  const auto& text = *found;
   if (!text) return std::optional<std::uint64_t>{};
   const auto version = parse_decimal(*text);
   if (!version || *version == 0) {
@@ -129,12 +147,16 @@ Result<WriteOrder> parse_write_order(std::string_view query) {
   order.version = **version;
   order.as_replica = query_param(query, kReplica).has_value();
   if (order.as_replica) return order;
-  if (const auto master = query_param(query, kMaster)) {
-    auto url = parse_base_url(*master);
+  auto master = param(query, kMaster);
+  if (!master) return master.error();
+  if (*master) {
+    auto url = parse_base_url(**master);
     if (!url) return bad("master=: " + url.error().message);
     order.master = std::move(url).value();
   }
-  auto replicas = url_list(query_param(query, kReplicas).value_or(""), kReplicas);
+  auto replicas_text = param(query, kReplicas);
+  if (!replicas_text) return replicas_text.error();
+  auto replicas = url_list(replicas_text->value_or(""), kReplicas);
   if (!replicas) return replicas.error();
   order.replicas = std::move(replicas).value();
   return order;
@@ -180,22 +202,31 @@ Result<CommitCall> parse_commit(std::string_view target) {
   if (!*version) return bad("commit needs version=");
   call.version = **version;
 
-  const auto size = query_param(query, kSize);
-  if (!size) return bad("commit needs size=");
-  const auto parsed_size = parse_decimal(*size);
+  auto size = param(query, kSize);
+  if (!size) return size.error();
+  if (!*size) return bad("commit needs size=");
+  const auto parsed_size = parse_decimal(**size);
   if (!parsed_size) return bad("size= must be a whole number of bytes");
   call.size = *parsed_size;
 
-  call.checksum = query_param(query, kChecksum).value_or("");
+  auto checksum = param(query, kChecksum);
+  if (!checksum) return checksum.error();
+  call.checksum = checksum->value_or("");
   if (!is_checksum_hex(call.checksum)) return bad("checksum= must be 32 lower-case hex digits");
 
-  auto volumes = url_list(query_param(query, kVolumes).value_or(""), kVolumes);
+  auto volumes_text = param(query, kVolumes);
+  if (!volumes_text) return volumes_text.error();
+  auto volumes = url_list(volumes_text->value_or(""), kVolumes);
   if (!volumes) return volumes.error();
   if (volumes->empty()) return bad("commit needs volumes=, the volumes holding the copies");
   for (auto& url : *volumes) call.volumes.push_back(std::move(url.text));
 
-  call.if_match = query_param(query, kIfMatch).value_or("");
-  call.if_none_match = query_param(query, kIfNoneMatch).value_or("");
+  auto if_match = param(query, kIfMatch);
+  if (!if_match) return if_match.error();
+  auto if_none_match = param(query, kIfNoneMatch);
+  if (!if_none_match) return if_none_match.error();
+  call.if_match = if_match->value_or("");
+  call.if_none_match = if_none_match->value_or("");
   if (has_control_character(call.if_match) || has_control_character(call.if_none_match)) {
     return bad("if_match= and if_none_match= must not hold control characters");
   }
@@ -263,9 +294,13 @@ std::string blobs_target(std::string_view after, std::size_t limit) {
 
 Result<BlobsQuery> parse_blobs_query(std::string_view query) {
   BlobsQuery parsed;
-  parsed.after = query_param(query, "after").value_or("");
-  if (const auto limit = query_param(query, "limit")) {
-    const auto number = parse_decimal(*limit);
+  auto after = param(query, "after");
+  if (!after) return after.error();
+  parsed.after = after->value_or("");
+  auto limit = param(query, "limit");
+  if (!limit) return limit.error();
+  if (*limit) {
+    const auto number = parse_decimal(**limit);
     if (!number || *number == 0 || *number > kMaxBlobPage) {
       return bad("limit= must be a number from 1 to " + std::to_string(kMaxBlobPage));
     }
@@ -376,9 +411,10 @@ Result<CopyCall> parse_copy(std::string key, std::string_view query) {
   auto version = version_param(query, kVersion);
   if (!version) return version.error();
   if (!*version) return bad("a copy needs version=");
-  const auto from = query_param(query, "from");
-  if (!from) return bad("a copy needs from=, the volume to copy from");
-  auto url = parse_base_url(*from);
+  auto from = param(query, "from");
+  if (!from) return from.error();
+  if (!*from) return bad("a copy needs from=, the volume to copy from");
+  auto url = parse_base_url(**from);
   if (!url) return bad("from=: " + url.error().message);
   return CopyCall{std::move(key), **version, std::move(url).value()};
 }

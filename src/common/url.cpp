@@ -34,6 +34,25 @@ bool valid_ipv6_literal(std::string_view inner) {
                      [](unsigned char c) { return std::isxdigit(c) != 0 || c == ':' || c == '.'; });
 }
 
+// `text` as it may appear in a one-line reason: a control byte (a CR or LF
+// would break the line, or forge a header where the reason is shown) is
+// written as \xNN.
+std::string quoted(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7F) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<BaseUrl> parse_base_url(std::string_view text) {
@@ -41,7 +60,7 @@ Result<BaseUrl> parse_base_url(std::string_view text) {
   constexpr std::string_view kScheme = "http://";
   if (text.size() < kScheme.size() || lower(text.substr(0, kScheme.size())) != kScheme) {
     return Error{Errc::kBadInput,
-                 "volume URL must start with http:// (got '" + std::string(text) + "')"};
+                 "volume URL must start with http:// (got '" + quoted(text) + "')"};
   }
   auto authority = text.substr(kScheme.size());
   if (!authority.empty() && authority.back() == '/') authority.remove_suffix(1);

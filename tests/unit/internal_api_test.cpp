@@ -51,7 +51,9 @@ TEST(WriteOrder, AReplicasCopyIsNeverCommitted) {
 TEST(WriteOrder, RefusesMissingOrBadVersionsAndUrls) {
   for (const auto* query :
        {"", "version=", "version=abc", "version=0", "version=-1", "version=1&master=ftp://x",
-        "version=1&replicas=http://a:1,", "version=1&replicas=http://a:1,http://a:1"}) {
+        "version=1&replicas=http://a:1,", "version=1&replicas=http://a:1,http://a:1",
+        // Not valid percent-encoding is refused, never taken as absent.
+        "version=%zz", "version=1&master=%", "version=1&replicas=http%3A%2F%2Fa%3A1%2"}) {
     const auto parsed = parse_write_order(query);
     ASSERT_FALSE(parsed.ok()) << query;
     EXPECT_EQ(parsed.error().code, Errc::kBadInput) << query;
@@ -95,6 +97,9 @@ TEST(CommitCall, RefusesEveryMalformedParameterWithItsName) {
       {replace("volumes", "http%3A%2F%2Fa%3A1%2Chttp%3A%2F%2Fa%3A1"), "volumes"},
       {replace("volumes", "http%3A%2F%2Fa%3A1%2Fpath"), "volumes"},
       {replace("if_match", "%22x%22%0D%0AX-Evil%3A%201"), "if_match"},
+      {replace("if_match", "%22x%2"), "if_match"},
+      {replace("size", "%zz"), "size"},
+      {replace("volumes", "%"), "volumes"},
   };
   for (const auto& [target, name] : cases) {
     const auto parsed = parse_commit(target);
@@ -137,6 +142,10 @@ TEST(ReadLocation, NamesTheVersion) {
   EXPECT_EQ(parse_read_version("version=5").value(), std::optional<std::uint64_t>{5});
   EXPECT_EQ(parse_read_version("").value(), std::nullopt);
   EXPECT_FALSE(parse_read_version("version=five").ok());
+  // A version that is not valid percent-encoding is refused, not ignored
+  // (which would read the newest version instead).
+  EXPECT_FALSE(parse_read_version("version=%zz").ok());
+  EXPECT_FALSE(parse_removal("k", "upto=%1").ok());
 }
 
 }  // namespace

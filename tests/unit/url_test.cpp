@@ -31,5 +31,14 @@ TEST(ParseBaseUrl, RejectsAnythingElseWith400) {
   }
 }
 
+// The reason is one line: what was given is echoed with its control bytes
+// escaped, so a CR/LF from a query value cannot forge a line.
+TEST(ParseBaseUrl, EchoesNoControlBytesInItsReason) {
+  auto url = parse_base_url("evil\r\nX-Injected: 1\x7f");
+  ASSERT_FALSE(url.ok());
+  EXPECT_EQ(url.error().message,
+            "volume URL must start with http:// (got 'evil\\x0d\\x0aX-Injected: 1\\x7f')");
+}
+
 }  // namespace
 }  // namespace kalavara
