@@ -222,6 +222,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
       continue_sent_ = false;
       broken_ = false;
+      client_gone_ = false;
       route_ = {};
 
       idle_ = true;
@@ -232,10 +233,11 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         if (!is_disconnect(ec)) co_await answer_unparsable(ec);
         break;
       }
-      if (auto framing = check_framing(); !framing) {
-        co_await reject(framing.error());
+      if (auto checked = check_request(); !checked) {
+        co_await reject(checked.error());
         break;
       }
+      to_origin_form();
       auto reply = co_await dispatch();
       const bool keep = std::holds_alternative<FileReply>(reply)
                             ? co_await send_file(std::get<FileReply>(std::move(reply)))
@@ -293,6 +295,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       const std::size_t got = kChunkBytes - body.size;
       if (ec) {
         broken_ = true;
+        client_gone_ = ec == bhttp::error::partial_message || is_disconnect(ec);
         uncapped();
         if (timed_out_)
           co_return Error{Errc::kTimedOut, "request body timed out: no data for too long"};
@@ -352,7 +355,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   asio::awaitable<bool> prepare_to_answer(Response& response) {
     const auto& req = parser_->get();
     bool keep = req.keep_alive() && !server_->stopping && !broken_;
-    if (!parser_->is_done()) {
+    // A body that broke off cannot be read on: the connection closes after
+    // the answer.
+    if (!parser_->is_done() && !broken_) {
       const bool waits_for_continue =
           beast::iequals(req[Field::expect], "100-continue") && !continue_sent_;
       const auto length = parser_->content_length();
@@ -375,7 +380,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     out_.clear();
     serialize_response(response, !head, out_);
     if (co_await write_all(asio::buffer(out_))) co_return false;
-    if (!parser_->is_done()) co_await linger();
+    // A client that closed its side sends nothing more to drain (and a
+    // read after its end would only wait for the sweep).
+    if (!parser_->is_done() && !client_gone_) co_await linger();
     co_return keep;
   }
 
@@ -564,8 +571,42 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     socket_.send(asio::buffer(out), 0, ignored);
   }
 
-  // Whether the request's body can be delimited, checked before any handler
-  // runs (see check_transfer_codings).
+  // Whether the request can be served at all, checked before any handler
+  // runs: it names one host, and its body can be delimited.
+  Status check_request() const {
+    // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one before. Two
+    // could make a proxy and this server disagree on which host is meant.
+    const auto hosts = request().count(Field::host);
+    if (hosts > 1) return Error{Errc::kBadInput, "a request may carry only one Host header"};
+    if (hosts == 0 && request().version() >= 11) {
+      return Error{Errc::kBadInput, "an HTTP/1.1 request needs a Host header"};
+    }
+    return check_framing();
+  }
+
+  // Turns a target in absolute form ("http://host/store/k", as sent to a
+  // proxy), which a server must accept (RFC 9112 §3.2.2), into the origin
+  // form handlers and signatures work on; its authority replaces the Host.
+  void to_origin_form() {
+    const std::string_view target = request().target();
+    if (target.empty() || target.front() == '/') return;
+    for (const std::string_view scheme : {"http://", "https://"}) {
+      if (target.size() < scheme.size() ||
+          !beast::iequals(target.substr(0, scheme.size()), scheme)) {
+        continue;
+      }
+      const auto rest = target.substr(scheme.size());
+      const auto end = rest.find_first_of("/?");
+      const std::string authority(rest.substr(0, end));
+      std::string origin = end == std::string_view::npos ? "/" : std::string(rest.substr(end));
+      if (origin.front() == '?') origin.insert(0, "/");
+      parser_->get().target(origin);
+      parser_->get().set(Field::host, authority);
+      return;
+    }
+  }
+
+  // Whether the request's body can be delimited (see check_transfer_codings).
   Status check_framing() const {
     // Nearly every request has no Transfer-Encoding: one lookup, then done.
     if (request().find(Field::transfer_encoding) == request().end()) return Status{};
@@ -620,7 +661,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   std::string_view route_;  // the current request's route label; empty if none matched
   bool idle_ = false;
   bool continue_sent_ = false;
-  bool broken_ = false;
+  bool broken_ = false;       // the body could not be read whole
+  bool client_gone_ = false;  // ... because the client closed or reset
 };
 
 // Answers a connection past --max-connections 503 and closes it. The

@@ -302,6 +302,19 @@ TEST_F(HttpServerTest, AHandlerSeesTheLabelOfTheRouteThatTookTheRequest) {
   ::close(fd);
 }
 
+TEST_F(HttpServerTest, ATargetInAbsoluteFormIsServedAsItsPath) {
+  // As a client configured with a proxy sends it (RFC 9112 §3.2.2).
+  const int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  for (const std::string_view target : {"http://t/route/a", "HTTP://t:80/route/b?x=1"}) {
+    ASSERT_TRUE(send_all(fd, "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    const auto response = read_response(fd);
+    ASSERT_TRUE(response.starts_with("HTTP/1.1 200")) << target << ": " << response;
+    EXPECT_EQ(body_of(response), "/route/") << target;
+  }
+  ::close(fd);
+}
+
 TEST_F(HttpServerTest, AnIncompleteHeaderIsCutOffAfterTheTimeout) {
   const int fd = connect_client();
   ASSERT_GE(fd, 0);

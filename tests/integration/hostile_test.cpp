@@ -736,10 +736,10 @@ INSTANTIATE_TEST_SUITE_P(
             RawCase{"HugeHeader",
                     "GET /healthz HTTP/1.1\r\n" + kHost + "X-Big: " + std::string(40 * kKiB, 'b') +
                         "\r\n\r\n",
-                    431, "request header is too large", true},
+                    431, "request header is larger than 8192 bytes", true},
             RawCase{"TenThousandHeaders",
                     "GET /healthz HTTP/1.1\r\n" + kHost + many_headers(10000) + "\r\n", 431,
-                    "request header is too large", true},
+                    "request header is larger than 8192 bytes", true},
             RawCase{"FiveHundredHeaders",
                     "GET /healthz HTTP/1.1\r\n" + kHost + many_headers(500) + "\r\n", 200, "ok",
                     false},
@@ -789,7 +789,7 @@ TEST_F(HostileOpen, AnHttp10RequestIsAnsweredAndClosed) {
 // request message that contains more than one Host header field line". Both
 // daemons serve such requests today: the check belongs in the HTTP server
 // (src/common/http_server.cpp), which is being changed elsewhere.
-TEST_F(HostileOpen, DISABLED_AnHttp11RequestWithoutOneHostIsRefused) {
+TEST_F(HostileOpen, AnHttp11RequestWithoutOneHostIsRefused) {
   auto& s = stage();
   for (const auto port : {s.mport, s.vport}) {
     EXPECT_TRUE(answered_then_closed(
@@ -801,13 +801,11 @@ TEST_F(HostileOpen, DISABLED_AnHttp11RequestWithoutOneHostIsRefused) {
   }
 }
 
-// Without a Host (and no --advertise-url) the master cannot name itself in
-// a write order: 400, and nothing is redirected.
+// Without a Host (HTTP/1.0 may omit it) and no --advertise-url, the master
+// cannot name itself in a write order: 400, and nothing is redirected.
 TEST_F(HostileOpen, APutWithoutHostIsRefusedByTheMaster) {
-  const auto exchange = send_raw(stage().mport,
-                                 "PUT /store/k HTTP/1.1\r\nContent-Length: 0\r\nConnection: "
-                                 "close\r\n\r\n",
-                                 {.until_close = true});
+  const auto exchange = send_raw(
+      stage().mport, "PUT /store/k HTTP/1.0\r\nContent-Length: 0\r\n\r\n", {.until_close = true});
   EXPECT_TRUE(answered_then_closed(exchange, 400, "PUT needs a valid Host header"));
 }
 
@@ -938,7 +936,7 @@ TEST_F(HostileOpen, AnUploadShorterThanItsContentLengthLeavesNoValue) {
 // Content-Length, which reads again; asio marked the socket exhausted at
 // the EOF and, edge-triggered, never wakes that read again. Not fixed here:
 // the HTTP server is being changed elsewhere.
-TEST_F(HostileOpen, DISABLED_AnUploadShorterThanItsContentLengthGets400AndIsClosed) {
+TEST_F(HostileOpen, AnUploadShorterThanItsContentLengthGets400AndIsClosed) {
   auto& s = stage();
   for (const auto& [framing, body] : kShortCountedBodies) {
     const auto exchange =
