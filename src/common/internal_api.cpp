@@ -41,25 +41,8 @@ std::string store_path(std::string_view key) {
   return path;
 }
 
-// The decoded value of parameter `name`: nullopt when absent; kBadInput when
-// it is not valid percent-encoding (taken as absent, it would drop a
-// version, a replica set or a condition without a word).
-Result<std::optional<std::string>> param(std::string_view query, std::string_view name) {
-  if (auto value = query_param(query, name)) return std::optional<std::string>{std::move(value)};
-  for (std::string_view rest = query; !rest.empty();) {
-    const auto amp = rest.find('&');
-    const auto pair = rest.substr(0, amp);
-    if (pair.substr(0, pair.find('=')) == name) {
-      return bad(std::string(name) + "= is not valid percent-encoding");
-    }
-    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-  }
-  return std::optional<std::string>{};
-}
-
-// A version parameter: nullopt when absent; kBadInput unless a number >= 1.
 Result<std::optional<std::uint64_t>> version_param(std::string_view query, std::string_view name) {
-  auto found = param(query, name);
+  auto found = checked_query_param(query, name);
   if (!found) return found.error();
   const auto& text = *found;
   if (!text) return std::optional<std::uint64_t>{};
@@ -147,14 +130,14 @@ Result<WriteOrder> parse_write_order(std::string_view query) {
   order.version = **version;
   order.as_replica = query_param(query, kReplica).has_value();
   if (order.as_replica) return order;
-  auto master = param(query, kMaster);
+  auto master = checked_query_param(query, kMaster);
   if (!master) return master.error();
   if (*master) {
     auto url = parse_base_url(**master);
     if (!url) return bad("master=: " + url.error().message);
     order.master = std::move(url).value();
   }
-  auto replicas_text = param(query, kReplicas);
+  auto replicas_text = checked_query_param(query, kReplicas);
   if (!replicas_text) return replicas_text.error();
   auto replicas = url_list(replicas_text->value_or(""), kReplicas);
   if (!replicas) return replicas.error();
@@ -202,28 +185,28 @@ Result<CommitCall> parse_commit(std::string_view target) {
   if (!*version) return bad("commit needs version=");
   call.version = **version;
 
-  auto size = param(query, kSize);
+  auto size = checked_query_param(query, kSize);
   if (!size) return size.error();
   if (!*size) return bad("commit needs size=");
   const auto parsed_size = parse_decimal(**size);
   if (!parsed_size) return bad("size= must be a whole number of bytes");
   call.size = *parsed_size;
 
-  auto checksum = param(query, kChecksum);
+  auto checksum = checked_query_param(query, kChecksum);
   if (!checksum) return checksum.error();
   call.checksum = checksum->value_or("");
   if (!is_checksum_hex(call.checksum)) return bad("checksum= must be 32 lower-case hex digits");
 
-  auto volumes_text = param(query, kVolumes);
+  auto volumes_text = checked_query_param(query, kVolumes);
   if (!volumes_text) return volumes_text.error();
   auto volumes = url_list(volumes_text->value_or(""), kVolumes);
   if (!volumes) return volumes.error();
   if (volumes->empty()) return bad("commit needs volumes=, the volumes holding the copies");
   for (auto& url : *volumes) call.volumes.push_back(std::move(url.text));
 
-  auto if_match = param(query, kIfMatch);
+  auto if_match = checked_query_param(query, kIfMatch);
   if (!if_match) return if_match.error();
-  auto if_none_match = param(query, kIfNoneMatch);
+  auto if_none_match = checked_query_param(query, kIfNoneMatch);
   if (!if_none_match) return if_none_match.error();
   call.if_match = if_match->value_or("");
   call.if_none_match = if_none_match->value_or("");
@@ -294,10 +277,10 @@ std::string blobs_target(std::string_view after, std::size_t limit) {
 
 Result<BlobsQuery> parse_blobs_query(std::string_view query) {
   BlobsQuery parsed;
-  auto after = param(query, "after");
+  auto after = checked_query_param(query, "after");
   if (!after) return after.error();
   parsed.after = after->value_or("");
-  auto limit = param(query, "limit");
+  auto limit = checked_query_param(query, "limit");
   if (!limit) return limit.error();
   if (*limit) {
     const auto number = parse_decimal(**limit);
@@ -411,7 +394,7 @@ Result<CopyCall> parse_copy(std::string key, std::string_view query) {
   auto version = version_param(query, kVersion);
   if (!version) return version.error();
   if (!*version) return bad("a copy needs version=");
-  auto from = param(query, "from");
+  auto from = checked_query_param(query, "from");
   if (!from) return from.error();
   if (!*from) return bad("a copy needs from=, the volume to copy from");
   auto url = parse_base_url(**from);

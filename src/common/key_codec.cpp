@@ -118,19 +118,28 @@ std::string percent_encode_component(std::string_view text) {
   return out;
 }
 
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+Result<std::optional<std::string>> checked_query_param(std::string_view query,
+                                                       std::string_view name) {
   while (!query.empty()) {
     auto amp = query.find('&');
     const auto pair = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     const auto eq = pair.find('=');
     if (pair.substr(0, eq) != name) continue;
-    if (eq == std::string_view::npos) return std::string{};
+    if (eq == std::string_view::npos) return std::optional<std::string>{std::string{}};
     auto value = percent_decode(pair.substr(eq + 1));
-    if (!value) return std::nullopt;
-    return std::move(value).value();
+    if (!value) {
+      return Error{Errc::kBadInput, std::string(name) + "= is not valid percent-encoding"};
+    }
+    return std::optional<std::string>{std::move(value).value()};
   }
-  return std::nullopt;
+  return std::optional<std::string>{};
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  auto found = checked_query_param(query, name);
+  if (!found) return std::nullopt;
+  return std::move(found).value();
 }
 
 }  // namespace kalavara

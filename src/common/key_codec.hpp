@@ -49,8 +49,15 @@ std::string encode_key_path(std::string_view key);
 // Escapes everything but unreserved characters, for use in a query value.
 std::string percent_encode_component(std::string_view text);
 
-// The decoded value of the first `name=value` pair in `query`, or nullopt when
-// absent or undecodable. A bare `name` yields an empty string.
+// The decoded value of the first `name=value` pair in `query`: nullopt when
+// absent; kBadInput naming the parameter when its value is not valid
+// percent-encoding (taken as absent, a bad parameter would be dropped
+// without a word). A bare `name` yields an empty string.
+Result<std::optional<std::string>> checked_query_param(std::string_view query,
+                                                       std::string_view name);
+
+// As checked_query_param(), with an undecodable value taken as absent: for
+// flags such as `?list`, whose value does not matter.
 std::optional<std::string> query_param(std::string_view query, std::string_view name);
 
 }  // namespace kalavara

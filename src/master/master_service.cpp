@@ -185,8 +185,12 @@ MasterService::Answer MasterService::list(http::Exchange& exchange) {
   const auto target = split_target(exchange.request().target());
   auto prefix = percent_decode(target.path.substr(kStorePrefix.size()));
   if (!prefix) co_return http::error_response(prefix.error());
+  auto limit_param = checked_query_param(target.query, "limit");
+  auto start = checked_query_param(target.query, "start");
+  if (!limit_param) co_return http::error_response(limit_param.error());
+  if (!start) co_return http::error_response(start.error());
   std::uint64_t limit = kDefaultListLimit;
-  if (auto text = query_param(target.query, "limit")) {
+  if (const auto& text = *limit_param) {
     const auto parsed = parse_decimal(*text);
     if (!parsed || *parsed == 0 || *parsed > kMaxListLimit) {
       co_return http::error_response({Errc::kBadInput, "limit must be a whole number from 1 to " +
@@ -194,8 +198,7 @@ MasterService::Answer MasterService::list(http::Exchange& exchange) {
     }
     limit = *parsed;
   }
-  const auto start = query_param(target.query, "start").value_or("");
-  auto page = co_await protocol_.list(*prefix, start, limit);
+  auto page = co_await protocol_.list(*prefix, start->value_or(""), limit);
   if (!page) co_return http::error_response(page.error());
 
   std::string body = "{\"keys\": [";

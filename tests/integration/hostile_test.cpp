@@ -1271,7 +1271,11 @@ INSTANTIATE_TEST_SUITE_P(
         QueryCase{"ListLimitNotANumber", Side::kMaster, "GET", "/store/?list&limit=ten", 400,
                   "limit"},
         QueryCase{"ListPrefixMalformed", Side::kMaster, "GET", "/store/%zz?list", 400,
-                  kMalformedEscape}),
+                  kMalformedEscape},
+        QueryCase{"ListLimitMalformed", Side::kMaster, "GET", "/store/?list&limit=%zz", 400,
+                  "limit= is not valid percent-encoding"},
+        QueryCase{"ListStartMalformed", Side::kMaster, "GET", "/store/?list&start=%g1", 400,
+                  "start= is not valid percent-encoding"}),
     [](const ::testing::TestParamInfo<QueryCase>& p) { return p.param.name; });
 
 // ---------------------------------------------------------------------------

@@ -60,6 +60,17 @@ TEST(QueryParam, FindsAndDecodes) {
   EXPECT_FALSE(query_param("", "x").has_value());
 }
 
+TEST(QueryParam, TheCheckedOneRefusesAValueThatIsNotPercentEncoding) {
+  EXPECT_EQ(checked_query_param("a=1&b=%41", "b").value(), std::optional<std::string>("A"));
+  EXPECT_EQ(checked_query_param("a=1", "b").value(), std::nullopt);
+  const auto bad = checked_query_param("a=1&b=%zz", "b");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, Errc::kBadInput);
+  EXPECT_EQ(bad.error().message, "b= is not valid percent-encoding");
+  // Only the first pair of that name counts, as for query_param().
+  EXPECT_EQ(checked_query_param("b=1&b=%zz", "b").value(), std::optional<std::string>("1"));
+}
+
 TEST(PercentEncodeComponent, EscapesAllButUnreserved) {
   EXPECT_EQ(percent_encode_component("http://h:1/a b"), "http%3A%2F%2Fh%3A1%2Fa%20b");
   EXPECT_EQ(percent_decode(percent_encode_component("x/y?z")).value(), "x/y?z");
