@@ -66,6 +66,9 @@ class Signer {
   using Now = std::function<std::uint64_t()>;  // unix seconds
 
   Signer(Secrets secrets, std::chrono::seconds ttl, Now now = system_seconds);
+  ~Signer();
+  Signer(const Signer&) = delete;
+  Signer& operator=(const Signer&) = delete;
 
   // `target` ("/path" or "/path?query") with "exp=..&sig=.." appended: a
   // signature of `method` ("PUT", "GET", ...) and everything before it,
@@ -83,10 +86,13 @@ class Signer {
   static std::uint64_t system_seconds();
 
  private:
-  std::string mac(const std::string& secret, std::string_view method,
-                  std::string_view signed_part) const;
+  // A secret's HMAC-SHA256 key, set up once (signature.cpp).
+  class Key;
+
+  static std::string mac(const Key& key, std::string_view method, std::string_view signed_part);
 
   const Secrets secrets_;
+  std::vector<std::unique_ptr<const Key>> keys_;  // one per secret, in order
   const std::chrono::seconds ttl_;
   const Now now_;
 };

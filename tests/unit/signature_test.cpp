@@ -1,6 +1,8 @@
 #include "common/signature.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -34,6 +36,40 @@ TEST(Signer, ASignedTargetVerifiesForItsMethodUntilItExpires) {
   ASSERT_FALSE(expired.ok());
   EXPECT_EQ(expired.error().code, Errc::kForbidden);
   EXPECT_NE(expired.error().message.find("expired"), std::string::npos);
+}
+
+// The signature is HMAC-SHA256 as docs/security.md specifies it, checked
+// against OpenSSL's own one-shot HMAC(), for secrets shorter than, as long
+// as and longer than SHA-256's 64-byte block (a longer key is hashed first).
+TEST(Signer, TheSignatureIsTheHmacOfTheDocumentedMessage) {
+  std::mt19937 random(11);
+  for (const std::size_t length : {32U, 63U, 64U, 65U, 200U}) {
+    std::string secret(length, '\0');
+    for (auto& byte : secret) byte = static_cast<char>('!' + random() % 90);
+    std::uint64_t now = 1'700'000'000;
+    const auto signer = signer_at(&now, {secret});
+    for (const std::string method : {"PUT", "DELETE", "HEAD"}) {
+      const auto target = signer.sign(method, "/store/a%20b?version=7");
+      const auto at = target.find("&sig=");
+      ASSERT_NE(at, std::string::npos) << target;
+      const std::string message = "kalavara-1\n" +
+                                  (method == "HEAD" ? std::string("GET") : method) + "\n" +
+                                  target.substr(0, at);
+      unsigned char digest[EVP_MAX_MD_SIZE];
+      unsigned int size = 0;
+      ASSERT_NE(HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest,
+                     &size),
+                nullptr);
+      std::string expected;
+      for (unsigned int i = 0; i < size; ++i) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        expected += kHex[digest[i] >> 4];
+        expected += kHex[digest[i] & 15];
+      }
+      EXPECT_EQ(target.substr(at + 5), expected) << length << "-byte secret, " << method;
+    }
+  }
 }
 
 TEST(Signer, ATargetWithoutAQueryIsSignedToo) {
