@@ -129,7 +129,9 @@ Result<IndexRecord> decode_record(std::string_view bytes) {
   if (!reader.volumes(record.volumes)) return corrupt("truncated volume list");
   if (!reader.u8(has_previous) || has_previous > 1) return corrupt("truncated");
   if (has_previous == 1) {
-    auto& previous = record.previous.emplace();
+    // Not emplace(): clang 14 takes Previous, whose members have default
+    // initializers, as not default-constructible inside IndexRecord.
+    auto& previous = record.previous.emplace(IndexRecord::Previous{});
     if (!reader.varint(previous.version) || !reader.bytes(previous.checksum) ||
         !reader.volumes(previous.volumes)) {
       return corrupt("truncated previous version");
