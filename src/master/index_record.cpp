@@ -39,6 +39,8 @@ class Reader {
     for (int shift = 0; shift < 64; shift += 7) {
       std::uint8_t byte = 0;
       if (!u8(byte)) return false;
+      // The tenth byte holds bit 63 only: more would not fit in 64 bits.
+      if (shift == 63 && byte > 1) return false;
       value |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
       if ((byte & 0x80) == 0) return true;
     }
