@@ -12,6 +12,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <cerrno>
@@ -24,14 +26,24 @@
 #include "common/checksum.hpp"
 #include "common/conditional.hpp"
 #include "common/internal_api.hpp"
+#include "common/signature.hpp"
 
 namespace kalavara::fuzz {
 namespace {
 
-// The ports connections may go to as they are: the daemon's own and the
-// stub's. Set once, before the io thread starts; read on any thread.
-std::atomic<std::uint16_t> daemon_port{0};
+// The ports connections may go to as they are: the daemons' own (a target
+// may serve two configurations) and the stub's. Set before the io thread
+// starts; read on any thread.
+std::array<std::atomic<std::uint16_t>, 2> daemon_ports{};
 std::atomic<std::uint16_t> stub_port{0};
+
+bool own_port(std::uint16_t port) {
+  if (port == stub_port.load()) return true;
+  for (const auto& daemon_port : daemon_ports) {
+    if (port == daemon_port.load()) return true;
+  }
+  return false;
+}
 
 }  // namespace
 }  // namespace kalavara::fuzz
@@ -53,7 +65,7 @@ extern "C" int getaddrinfo(const char* /*node*/, const char* service, const stru
 }
 
 extern "C" int connect(int fd, const struct sockaddr* address, socklen_t length) {
-  using kalavara::fuzz::daemon_port;
+  using kalavara::fuzz::own_port;
   using kalavara::fuzz::stub_port;
   if (address == nullptr || address->sa_family != AF_INET || length < sizeof(sockaddr_in)) {
     errno = ECONNREFUSED;
@@ -63,7 +75,7 @@ extern "C" int connect(int fd, const struct sockaddr* address, socklen_t length)
   std::memcpy(&destination, address, sizeof destination);
   const auto port = ntohs(destination.sin_port);
   const bool loopback = destination.sin_addr.s_addr == htonl(INADDR_LOOPBACK);
-  if (!loopback || (port != daemon_port.load() && port != stub_port.load())) {
+  if (!loopback || !own_port(port)) {
     if (stub_port.load() == 0) {
       errno = ECONNREFUSED;
       return -1;
@@ -201,6 +213,27 @@ std::filesystem::path scratch_folder(std::string_view name) {
   return pattern;
 }
 
+const Signer& fuzz_signer() {
+  static const Signer signer(Secrets::of({std::string(40, 'k')}).value(), std::chrono::seconds(60));
+  return signer;
+}
+
+std::string sign_first_request(std::string_view input) {
+  // "METHOD SP target SP ...": the target is the second word of the first
+  // line. Left as it is when there is none or it carries a signature.
+  const auto line = input.substr(0, input.find('\n'));
+  const auto space = line.find(' ');
+  if (space == std::string_view::npos) return std::string(input);
+  const auto end = line.find(' ', space + 1);
+  if (end == std::string_view::npos) return std::string(input);
+  const auto target = line.substr(space + 1, end - space - 1);
+  if (target.empty() || target.find("sig=") != std::string_view::npos) return std::string(input);
+  std::string out(input.substr(0, space + 1));
+  out += fuzz_signer().sign(line.substr(0, space), target);
+  out += input.substr(end);
+  return out;
+}
+
 StubPeer::StubPeer(asio::io_context& io) {
   router_.add(std::string(internal::kCommitPath), Router::Match::kPrefix, {Verb::post},
               stub_commit);
@@ -263,8 +296,13 @@ Daemon::Daemon(Loop& loop, const http::Router& router)
     std::abort();
   }
   port_ = endpoint->port();
-  daemon_port = port_;
-  stub_port = stub_->port();
+  const auto free_slot = std::find(daemon_ports.begin(), daemon_ports.end(), 0);
+  if (free_slot == daemon_ports.end()) {
+    std::fprintf(stderr, "more daemons under test than the harness knows of\n");
+    std::abort();
+  }
+  *free_slot = port_;
+  if (stub_port.load() == 0) stub_port = stub_->port();
   server_->start();
 }
 
@@ -331,6 +369,8 @@ std::string Daemon::exchange(std::string_view input) const {
     std::fprintf(stderr, "the answer does not start with a status line: %.200s\n", answer.c_str());
     std::abort();
   }
+  static const bool echo = std::getenv("KALAVARA_FUZZ_ECHO") != nullptr;
+  if (echo) std::fprintf(stderr, "--- answer:\n%s\n", answer.c_str());
   return answer;
 }
 

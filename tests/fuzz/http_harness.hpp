@@ -32,6 +32,10 @@
 #include "common/http_server.hpp"
 #include "common/router.hpp"
 
+namespace kalavara {
+class Signer;
+}
+
 namespace kalavara::fuzz {
 
 // Logs only errors, and aborts on the first one. Call before anything logs.
@@ -42,6 +46,16 @@ void abort_on_logged_errors();
 // which it cleans up after a crash), else the system's temp folder. Removed
 // when the process exits normally.
 std::filesystem::path scratch_folder(std::string_view name);
+
+// The signed configuration (--secret-file), for a second daemon beside the
+// open one: the secret every daemon of the target signs and checks with.
+const Signer& fuzz_signer();
+
+// `input` with the target of its first request line signed by fuzz_signer()
+// for that line's method, so the request gets past the signed daemon's
+// guard to its handler; as it is when the line has no target or the target
+// already carries a signature (then the guard checks that one).
+std::string sign_first_request(std::string_view input);
 
 // The stub of every other daemon: a master that commits whatever is asked,
 // volumes that take replica copies (201 with the copy's real ETag) and
@@ -77,8 +91,9 @@ class Loop {
   std::thread thread_;
 };
 
-// Serves `router` on 127.0.0.1 (an ephemeral port) on `loop`, with the stub
+// Serves `router` on 127.0.0.1 (an ephemeral port) on `loop`, with a stub
 // peer beside it, and routes every outbound connection as described above.
+// At most two per process.
 class Daemon {
  public:
   Daemon(Loop& loop, const http::Router& router);
@@ -86,7 +101,8 @@ class Daemon {
 
   // Writes `input` to a new connection, half-closes it, and reads the answer
   // until the daemon closes the connection or a deadline passes
-  // ($KALAVARA_FUZZ_DEADLINE_MS, else 1000 ms). Checks the answer.
+  // ($KALAVARA_FUZZ_DEADLINE_MS, else 1000 ms). Checks the answer, and
+  // prints it when $KALAVARA_FUZZ_ECHO is set (to see what an input does).
   std::string exchange(std::string_view input) const;
 
  private:

@@ -10,6 +10,12 @@
 // have issued is decided on its merits, not refused as too old; and every
 // call to a volume reaches the harness's stub. Registered from the start:
 // http://volume-a:7001 and http://volume-b:7002, with two replicas.
+//
+// Two masters serve the same index: an open one, and one started with a
+// secret, --sign-reads and --admin-token-file. An input of odd length goes to
+// the signed one, with its first request signed by the harness
+// (sign_first_request) unless it carries a signature of its own; every call
+// either master makes is signed, as a daemon with --secret-file signs them.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +24,8 @@
 #include <string>
 
 #include "common/blocking.hpp"
+#include "common/http_client.hpp"
+#include "common/request_auth.hpp"
 #include "fuzz_check.hpp"
 #include "http_harness.hpp"
 #include "master/admin_service.hpp"
@@ -60,9 +68,14 @@ ProtocolSettings protocol_settings() {
   return settings;
 }
 
-MasterOptions master_options() {
+MasterOptions master_options(const Signer* signer) {
   MasterOptions options;
   options.replicas = kReplicas;
+  if (signer != nullptr) {
+    options.signer = signer;
+    options.sign_reads = true;
+    options.admin_token = "fuzz-admin-token-0123456789";
+  }
   return options;
 }
 
@@ -84,14 +97,18 @@ struct Master {
       {},
       [this] { return registry.snapshot()->all; },
       [this](const std::string& url) { removals.volume_alive(url, loop.io().get_executor()); }};
-  MasterService service{protocol, registry, health, removals, master_options()};
+  MasterService service{protocol, registry, health, removals, master_options(nullptr)};
+  MasterOptions signed_options = master_options(&fuzz_signer());
+  MasterService signed_service{protocol, registry, health, removals, signed_options};
   Maintenance maintenance{
       protocol, registry, health, locks, {kReplicas, std::chrono::seconds(600)}};
   JobRunner jobs{
       *store, protocol, maintenance, registry, health, removals, {4, std::chrono::seconds(0)}};
   AdminService admin{jobs};
   http::Router router;
+  http::Router signed_router;
   std::unique_ptr<Daemon> daemon;
+  std::unique_ptr<Daemon> signed_daemon;
 
   Master() {
     must(run_to_completion(loop.io(), registry.load()), "volume registry");
@@ -100,11 +117,17 @@ struct Master {
            "registering a volume");
     }
     must(run_to_completion(loop.io(), jobs.load()), "jobs");
+    http::use_credentials({&fuzz_signer(), ""});
     service.add_routes(router);
     admin.add_routes(router);
+    signed_service.add_routes(signed_router);
+    // As master/main.cpp guards them: the admin token only (in the
+    // dictionary, tests/fuzz/http.dict).
+    admin.add_routes(signed_router, {nullptr, &signed_options.admin_token});
     removals.start(loop.io().get_executor());
     jobs.start(loop.io().get_executor());
     daemon = std::make_unique<Daemon>(loop, router);
+    signed_daemon = std::make_unique<Daemon>(loop, signed_router);
     loop.start();
   }
 };
@@ -122,6 +145,11 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace kalavara::fuzz;
-  (void)master->daemon->exchange(as_text(data, size));
+  const auto input = as_text(data, size);
+  if (size % 2 == 1) {
+    (void)master->signed_daemon->exchange(sign_first_request(input));
+  } else {
+    (void)master->daemon->exchange(input);
+  }
   return 0;
 }
