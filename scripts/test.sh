@@ -27,6 +27,8 @@ bash scripts/build.sh --sanitize
 logs=$PWD/$build/sanitizer-reports
 rm -rf "$logs"
 mkdir -p "$logs"
+symbolizer=/usr/lib/llvm-14/bin/llvm-symbolizer
+if [[ -x $symbolizer ]]; then export ASAN_SYMBOLIZER_PATH=$symbolizer; fi
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:log_path=$logs/asan:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan:${UBSAN_OPTIONS:-}"
 
