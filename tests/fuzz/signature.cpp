@@ -76,13 +76,15 @@ void check_sign(std::string_view method, std::string_view target, std::size_t se
   FUZZ_CHECK(!current().verify(std::string(method) + "X", signed_target).ok());
   if (!method.empty()) FUZZ_CHECK(!current().verify(method.substr(1), signed_target).ok());
 
-  // No other target verifies: one byte changed (where and how chosen by
-  // the input), cut short, or with anything after the signature.
+  // No other target verifies unless sign() made it too: one byte changed
+  // (where and how chosen by the input) or cut short. (A target that was
+  // itself signed, with a byte after it, signed again and cut back to its
+  // first signature does verify, rightly.) Nothing after the signature.
   auto changed = signed_target;
   const auto at = seed % changed.size();
   changed[at] = static_cast<char>(changed[at] ^ static_cast<char>(1 + (seed >> 32) % 255));
-  FUZZ_CHECK(!current().verify(method, changed).ok());
-  FUZZ_CHECK(!current().verify(method, std::string_view(signed_target).substr(0, at)).ok());
+  check_verify(method, changed);
+  check_verify(method, std::string_view(signed_target).substr(0, at));
   FUZZ_CHECK(!current().verify(method, signed_target + "&master=http%3A%2F%2Fevil%3A1").ok());
 }
 
