@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Install the Debian 12 packages needed to build and test kalavara.
+# Install the Debian 12 packages needed to build and test kalavara, with
+# sanitizers (g++'s runtimes come with build-essential) and fuzzing (clang's
+# libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable
+# reports).
 # Cheap and silent when everything is already installed, so build.sh can
 # call it on every run.
 set -euo pipefail
@@ -21,6 +24,9 @@ packages=(
   libgtest-dev
   libssl-dev
   libxxhash-dev
+  clang-14
+  libclang-rt-14-dev
+  llvm-14
 )
 
 # dpkg-query is a local database lookup: fast, no network, no root needed.

@@ -222,12 +222,14 @@ Status Signer::verify(std::string_view method, std::string_view target) const {
   // The signature is the last parameter; what it signs is everything before
   // it, byte for byte as received, so no re-encoding can change its meaning.
   const auto at = target.rfind("sig=");
-  if (at == std::string_view::npos || at == 0 || (target[at - 1] != '&' && target[at - 1] != '?')) {
-    return forbidden("the request is not signed");
-  }
+  if (at == std::string_view::npos || at == 0) return forbidden("the request is not signed");
+  const auto signed_part = target.substr(0, at - 1);
+  // Joined by the separator sign() puts there and no other, so no second
+  // spelling of a signed target verifies ("...&exp=E?sig=" is not it).
+  const char separator = signed_part.find('?') == std::string_view::npos ? '?' : '&';
+  if (target[at - 1] != separator) return forbidden("the request is not signed");
   const auto signature = target.substr(at + kSig.size() + 1);
   if (signature.size() != kMacHexBytes || at < 2) return forbidden("a malformed signature");
-  const auto signed_part = target.substr(0, at - 1);
   const auto query = split_target(signed_part).query;
   // The last exp= counts: one cannot be smuggled in after the signed one.
   std::optional<std::uint64_t> expiry;

@@ -39,6 +39,8 @@ class Reader {
     for (int shift = 0; shift < 64; shift += 7) {
       std::uint8_t byte = 0;
       if (!u8(byte)) return false;
+      // The tenth byte holds bit 63 only: more would not fit in 64 bits.
+      if (shift == 63 && byte > 1) return false;
       value |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
       if ((byte & 0x80) == 0) return true;
     }
@@ -129,7 +131,9 @@ Result<IndexRecord> decode_record(std::string_view bytes) {
   if (!reader.volumes(record.volumes)) return corrupt("truncated volume list");
   if (!reader.u8(has_previous) || has_previous > 1) return corrupt("truncated");
   if (has_previous == 1) {
-    auto& previous = record.previous.emplace();
+    // Not emplace(): clang 14 takes Previous, whose members have default
+    // initializers, as not default-constructible inside IndexRecord.
+    auto& previous = record.previous.emplace(IndexRecord::Previous{});
     if (!reader.varint(previous.version) || !reader.bytes(previous.checksum) ||
         !reader.volumes(previous.volumes)) {
       return corrupt("truncated previous version");

@@ -21,6 +21,8 @@
 namespace kalavara::it {
 namespace {
 
+// Only the test with the index loader uses these (KALAVARA_BUILD_BENCH).
+#ifdef KALAVARA_INDEX_LOADER_BIN
 constexpr int kKeys = 100'000;
 constexpr std::size_t kValueBytes = 2048;
 
@@ -38,6 +40,7 @@ std::optional<long> rss_kib(pid_t pid) {
   }
   return std::nullopt;
 }
+#endif
 
 TEST(MaintenanceMemory, TheMastersMemoryStaysFlatWhileRebalancingAHundredThousandKeys) {
 #ifndef KALAVARA_INDEX_LOADER_BIN
