@@ -72,16 +72,23 @@ TEST(IndexRecord, RejectsANumberThatDoesNotFitInSixtyFourBits) {
   // The version as ten varint bytes: the largest 64-bit number, then one
   // with bit 64 set too, which used to be cut to 64 bits without a word
   // (found by tests/fuzz/index_record).
-  const std::string head = {2, 0};
-  const std::string tail = {0, 0, 0, 0, 0};  // size, checksum, volumes, previous, markers
   const std::string max = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";
-  const auto record = decode_record(head + max + tail);
+  // Format 2, committed, the version, then size, checksum, volumes, previous
+  // and markers all empty.
+  const auto with_version = [](std::string_view version) {
+    std::string bytes(2, '\0');
+    bytes[0] = 2;
+    bytes.append(version);
+    bytes.append(5, '\0');
+    return bytes;
+  };
+  const auto record = decode_record(with_version(max));
   ASSERT_TRUE(record.ok()) << record.error().message;
   EXPECT_EQ(record->version, ~std::uint64_t{0});
   for (const char tenth : {'\x02', '\x03', '\x7f'}) {
     auto too_large = max;
     too_large.back() = tenth;
-    EXPECT_FALSE(decode_record(head + too_large + tail).ok()) << int{tenth};
+    EXPECT_FALSE(decode_record(with_version(too_large)).ok()) << int{tenth};
   }
 }
 
