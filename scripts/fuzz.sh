@@ -94,15 +94,7 @@ for target in "${targets[@]}"; do
   scratch=$(mktemp -d "$scratch_root/kalavara-fuzz-$target.XXXXXX")
   args=(-max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1
     -artifact_prefix="$findings/")
-  if [[ $target == *_http ]]; then
-    # libFuzzer's check after each input whose mallocs and frees do not
-    # balance stops the process and scans its heap; a daemon's never do
-    # within one input (connections, timers, caches), so it ran on every
-    # one, many times slower. Leaks still fail the run: the
-    # sanitizer's own check at exit (detect_leaks=1 below) reports them, but
-    # without the input that caused them.
-    args+=(-dict=tests/fuzz/http.dict -detect_leaks=0)
-  fi
+  [[ $target == *_http ]] && args+=(-dict=tests/fuzz/http.dict)
   echo "fuzz: $target for ${seconds}s (log: $log)"
   # New inputs go to the first folder; the seeds are only read.
   status=0
