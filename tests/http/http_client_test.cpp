@@ -1,6 +1,7 @@
 // The daemons' HTTP client in-process, against a raw socket on loopback: what
 // a failure says about whether the server had the request.
 #include "common/http_client.hpp"
+#include "support/loopback.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -30,18 +31,13 @@ using namespace std::chrono_literals;
 class SilentPeer {
  public:
   explicit SilentPeer(std::size_t body_bytes) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener_, 4) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    const auto listener = test::listen_on_loopback(4);
+    listener_ = listener.fd;
+    port_ = listener.port;
+    if (listener_ < 0) {
       ADD_FAILURE() << "cannot listen";
       return;
     }
-    port_ = ntohs(address.sin_port);
     thread_ = std::thread([this, body_bytes] { serve(body_bytes); });
   }
   ~SilentPeer() {
@@ -118,18 +114,13 @@ TEST(UploadStream, NoAnswerAfterTheWholeBodyIsNoAnswerNotUnavailable) {
 class ScriptedPeer {
  public:
   explicit ScriptedPeer(std::string answer) : answer_(std::move(answer)) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener_, 4) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    const auto listener = test::listen_on_loopback(4);
+    listener_ = listener.fd;
+    port_ = listener.port;
+    if (listener_ < 0) {
       ADD_FAILURE() << "cannot listen";
       return;
     }
-    port_ = ntohs(address.sin_port);
     thread_ = std::thread([this] { serve(); });
   }
   ~ScriptedPeer() {

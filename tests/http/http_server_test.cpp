@@ -2,6 +2,7 @@
 // are spread over io_contexts and how its timeouts behave. The daemons'
 // behaviour over HTTP is covered by the integration tests.
 #include "common/http_server.hpp"
+#include "support/loopback.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -141,17 +142,9 @@ class HttpServerTest : public ::testing::Test {
 
   // A connected socket with a 10 s receive timeout, or -1.
   int connect_client() const {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port_);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int fd = test::connect_to_loopback(port_);
     timeval timeout{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-      ::close(fd);
-      return -1;
-    }
+    if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     return fd;
   }
 

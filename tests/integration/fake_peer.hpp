@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "support/loopback.hpp"
 
 namespace kalavara::it {
 
@@ -35,18 +36,13 @@ class FakePeer {
   };
 
   explicit FakePeer(Mode mode) : mode_(mode) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener_, 16) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    const auto listener = test::listen_on_loopback(16);
+    listener_ = listener.fd;
+    port_ = listener.port;
+    if (listener_ < 0) {
       ADD_FAILURE() << "fake master cannot listen";
       return;
     }
-    port_ = ntohs(address.sin_port);
     acceptor_ = std::thread([this] { accept_loop(); });
   }
 

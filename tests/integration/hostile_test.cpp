@@ -39,6 +39,7 @@
 
 #include "fake_peer.hpp"
 #include "harness.hpp"
+#include "support/loopback.hpp"
 
 namespace kalavara::it {
 namespace {
@@ -137,22 +138,13 @@ struct RawOptions {
 // back, bounded by options.timeout.
 RawExchange send_raw(uint16_t port, std::string_view bytes, const RawOptions& options = {}) {
   RawExchange exchange;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = test::connect_to_loopback(port);
   if (fd < 0) {
-    exchange.error = "socket failed";
+    exchange.error = "connect failed";
     return exchange;
   }
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   timeval send_timeout{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    exchange.error = "connect failed";
-    ::close(fd);
-    return exchange;
-  }
   for (std::size_t sent = 0; sent < bytes.size();) {
     const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) {

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "support/loopback.hpp"
 
 namespace kalavara::it {
 namespace {
@@ -114,19 +115,13 @@ void let_time_pass(Clock::time_point start, Millis duration) {
 class CommitHoldingRelay {
  public:
   explicit CommitHoldingRelay(uint16_t upstream_port) : upstream_port_(upstream_port) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (listener_ < 0 ||
-        ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener_, 16) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    const auto listener = test::listen_on_loopback(16);
+    listener_ = listener.fd;
+    port_ = listener.port;
+    if (listener_ < 0) {
       ADD_FAILURE() << "the relay cannot listen";
       return;
     }
-    port_ = ntohs(address.sin_port);
     acceptor_ = std::thread([this] { accept_loop(); });
   }
 
@@ -180,19 +175,7 @@ class CommitHoldingRelay {
     return bytes.empty();
   }
 
-  int connect_upstream() const {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(upstream_port_);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-      ::close(fd);
-      return -1;
-    }
-    return fd;
-  }
+  int connect_upstream() const { return test::connect_to_loopback(upstream_port_); }
 
   void serve(int client) {
     const auto deadline = Clock::now() + kMaxConnection;
