@@ -9,6 +9,8 @@ find_package(OpenSSL REQUIRED)
 # xxHash ships a pkg-config file but no CMake package on Debian 12.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# sd_notify(3): readiness, stopping and the watchdog under systemd.
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 if(KALAVARA_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -2,7 +2,8 @@
 # Install the Debian 12 packages needed to build and test kalavara, with
 # sanitizers (g++'s runtimes come with build-essential) and fuzzing (clang's
 # libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable
-# reports).
+# reports), and Prometheus's promtool, which the tests check the metrics and
+# the example alert rules with.
 # Cheap and silent when everything is already installed, so build.sh can
 # call it on every run.
 set -euo pipefail
@@ -24,6 +25,8 @@ packages=(
   libgtest-dev
   libssl-dev
   libxxhash-dev
+  libsystemd-dev
+  prometheus
   clang-14
   libclang-rt-14-dev
   llvm-14

@@ -2,24 +2,50 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+
 #include "common/http_server.hpp"
+#include "common/request_metrics.hpp"
+#include "common/systemd_notify.hpp"
 
 namespace kalavara {
 
-int serve_until_stopped(ServerRuntime& runtime, const http::Router& router, const std::string& bind,
-                        std::uint16_t port, const http::ServerLimits& limits, std::string_view name,
-                        std::string_view details) {
-  http::HttpServer server(runtime.contexts(), router, limits);
-  auto endpoint = server.listen(bind, port);
+int serve_until_stopped(ServerRuntime& runtime, const http::Router& router,
+                        const ServeSettings& settings) {
+  http::RequestMetrics request_metrics(router);
+  if (settings.registry != nullptr) {
+    settings.registry->add(
+        [&request_metrics](metrics::Writer& out) { request_metrics.collect(out); });
+  }
+  auto observers = settings.observers;
+  observers.push_back(&request_metrics);
+  http::HttpServer server(runtime.contexts(), router, settings.limits, observers);
+  auto endpoint = server.listen(settings.bind, settings.port);
   if (!endpoint) {
     spdlog::critical("{}", endpoint.error().message);
     return 1;
   }
   server.start();
-  runtime.on_stop([&server] { server.stop(); });
-  spdlog::info("{} listening on {}:{}{}", name, endpoint->address().to_string(), endpoint->port(),
-               details);
-  return runtime.run();
+  runtime.on_stop([&server, lifecycle = settings.lifecycle] {
+    if (lifecycle != nullptr) lifecycle->begin_stopping();
+    notify_stopping();
+    server.stop();
+  });
+  start_watchdog(runtime);
+  const auto address = endpoint->address().to_string();
+  spdlog::info("{} listening on {}:{}{}", settings.name, address, endpoint->port(),
+               settings.details);
+  notify_ready("serving on " + address + ":" + std::to_string(endpoint->port()));
+  if (runtime.run(settings.shutdown_timeout) != 0) {
+    // Requests cut off by the timeout leave coroutine frames behind that
+    // refer to the daemon's objects, which main() is about to destroy:
+    // unwinding would touch freed memory. So the daemon leaves as a crash
+    // would, which it is built to survive: whatever it acknowledged is
+    // durable already, and nothing it did not acknowledge counts.
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  }
+  return 0;
 }
 
 }  // namespace kalavara

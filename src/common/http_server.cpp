@@ -68,10 +68,12 @@ class Session;
 }  // namespace
 
 struct HttpServer::State {
-  State(std::vector<asio::io_context*> io_contexts, const Router& r, ServerLimits l)
+  State(std::vector<asio::io_context*> io_contexts, const Router& r, ServerLimits l,
+        std::vector<ServerObserver*> o)
       : contexts(std::move(io_contexts)),
         router(r),
         limits(l),
+        observers(std::move(o)),
         acceptor(*contexts.front()),
         sweep_timer(*contexts.front()) {}
 
@@ -79,10 +81,14 @@ struct HttpServer::State {
   std::size_t next_context = 0;  // the accept loop's; round robin
   const Router& router;
   const ServerLimits limits;
+  const std::vector<ServerObserver*> observers;
   tcp::acceptor acceptor;
   asio::steady_timer sweep_timer;  // on the listener's io_context
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> turned_away{0};  // past max_connections, lingering
+  // Requests whose header has been read and whose answer is not sent yet:
+  // once stopping, the listener closes when none is left.
+  std::atomic<std::size_t> busy{0};
   std::mutex mutex;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
 };
@@ -169,9 +175,12 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     socket_.set_option(tcp::no_delay(true), ignored);
     // Writes are tried at once and only awaited when the socket is full.
     socket_.non_blocking(true, ignored);
+    peer_ = socket_.remote_endpoint(ignored);
+    for (auto* observer : server_->observers) observer->connection_opened();
   }
 
   ~Session() override {
+    for (auto* observer : server_->observers) observer->connection_closed();
     std::lock_guard lock(server_->mutex);
     server_->sessions.erase(this);
   }
@@ -211,7 +220,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
  private:
   asio::awaitable<void> run() {
     bool first = true;
-    while (!server_->stopping) {
+    // A connection accepted while stopping still has its one request
+    // answered; `keep` is false from then on.
+    for (;;) {
       parser_.emplace();
       parser_->header_limit(server_->limits.header_bytes);
       // What a chunked body sends besides data counts against the same limit.
@@ -224,24 +235,39 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       broken_ = false;
       client_gone_ = false;
       route_ = {};
+      route_id_ = 0;
 
       idle_ = true;
       auto ec = co_await read_header(first);
       idle_ = false;
       first = false;
       if (ec) {
-        if (!is_disconnect(ec)) co_await answer_unparsable(ec);
+        if (!is_disconnect(ec)) {
+          begin_request();
+          const auto status = co_await answer_unparsable(ec);
+          end_request(status, false);
+        }
         break;
       }
+      begin_request();
       if (auto checked = check_request(); !checked) {
-        co_await reject(checked.error());
+        const auto status = co_await reject(checked.error());
+        end_request(status, true);
         break;
       }
       to_origin_form();
       auto reply = co_await dispatch();
-      const bool keep = std::holds_alternative<FileReply>(reply)
-                            ? co_await send_file(std::get<FileReply>(std::move(reply)))
-                            : co_await finish(std::get<Response>(std::move(reply)));
+      bool keep = false;
+      if (auto* file = std::get_if<FileReply>(&reply)) {
+        const auto status = file->header.result_int();
+        keep = co_await send_file(std::move(*file));
+        end_request(status, true);
+      } else {
+        auto& response = std::get<Response>(reply);
+        const auto status = response.result_int();
+        keep = co_await finish(std::move(response));
+        end_request(status, true);
+      }
       if (!keep) break;
     }
     boost::system::error_code ignored;
@@ -291,6 +317,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       arm(server_->limits.body_timeout, Wait::kBody);
       auto [ec, bytes] = co_await bhttp::async_read_some(socket_, buffer_, *parser_, kAwait);
       disarm();
+      received_ += bytes;
       if (ec == bhttp::error::need_buffer) ec = {};
       const std::size_t got = kChunkBytes - body.size;
       if (ec) {
@@ -338,6 +365,12 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (auto* response = std::get_if<Response>(&resolved)) co_return std::move(*response);
     const auto& matched = std::get<Router::Matched>(resolved);
     route_ = matched.route;
+    route_id_ = matched.route_id;
+    if (server_->stopping && matched.while_stopping == Router::WhileStopping::kRefuse) {
+      auto response = text_response(HttpStatus::service_unavailable, "shutting down");
+      response.set(Field::retry_after, "1");
+      co_return response;
+    }
     const Handler& handler = *matched.handler;
     try {
       co_return co_await handler(*this);
@@ -444,6 +477,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(length, 1U << 30));
       const ssize_t sent = ::sendfile(socket.native_handle(), fd, &file_offset, want);
       if (sent > 0) {
+        sent_ += static_cast<std::uint64_t>(sent);
         offset += static_cast<std::uint64_t>(sent);
         length -= static_cast<std::uint64_t>(sent);
         continue;
@@ -502,6 +536,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         co_return bhttp::error::partial_message;
       }
       if (read_ec) co_return read_ec;
+      received_ += n;
       // The request's first byte: its header's time starts.
       if (header_deadline == kNoDeadline) header_deadline = now_ticks() + header_timeout;
       buffer_.commit(n);
@@ -518,11 +553,13 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
                                                        bool more = false) {
     boost::system::error_code ec;
     const std::size_t written = socket_.send(asio::buffer(bytes), more ? MSG_MORE : 0, ec);
+    sent_ += written;
     if (!ec && written == bytes.size()) co_return ec;
     if (ec && ec != asio::error::would_block) co_return ec;
     bytes += written;
     arm(server_->limits.body_timeout, Wait::kSend);
     auto [write_ec, n] = co_await asio::async_write(socket_, bytes, kAwait);
+    sent_ += n;
     disarm();
     co_return timed_out_ ? beast::error::timeout : write_ec;
   }
@@ -621,16 +658,19 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // Answers a request whose body cannot be delimited with `error`, and
   // drains what the client still sends before the connection closes: the
   // rest of the bytes cannot be told apart from a next request.
-  asio::awaitable<void> reject(const Error& error) {
+  // Returns the status answered.
+  asio::awaitable<unsigned> reject(const Error& error) {
     auto response = error_response(error);
     response.version(request().version());
     response.keep_alive(false);
     out_.clear();
     serialize_response(response, request().method() != Verb::head, out_);
     if (!co_await write_all(asio::buffer(out_))) co_await linger();
+    co_return response.result_int();
   }
 
-  asio::awaitable<void> answer_unparsable(const boost::system::error_code& ec) {
+  // Returns the status answered.
+  asio::awaitable<unsigned> answer_unparsable(const boost::system::error_code& ec) {
     const bool too_large = ec == bhttp::error::header_limit;
     auto response = text_response(
         too_large ? HttpStatus::request_header_fields_too_large : HttpStatus::bad_request,
@@ -641,6 +681,37 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     out_.clear();
     serialize_response(response, true, out_);
     co_await write_all(asio::buffer(out_));
+    co_return response.result_int();
+  }
+
+  // A request is under way from its header to its answer: counted as busy
+  // (see State::busy) and told to the observers.
+  void begin_request() {
+    started_ = Clock::now();
+    server_->busy.fetch_add(1, std::memory_order_relaxed);
+    for (auto* observer : server_->observers) observer->request_started();
+  }
+
+  // `parsed`: the header was read whole, so its method and target are known.
+  void end_request(unsigned status, bool parsed) {
+    server_->busy.fetch_sub(1, std::memory_order_relaxed);
+    if (!server_->observers.empty()) {
+      CompletedRequest done;
+      if (parsed) {
+        done.method = request().method();
+        done.method_text = request().method_string();
+        done.target = request().target();
+      }
+      done.route_id = route_id_;
+      done.status = status;
+      done.bytes_received = received_ - received_reported_;
+      done.bytes_sent = sent_ - sent_reported_;
+      done.duration = Clock::now() - started_;
+      done.peer = &peer_;
+      for (auto* observer : server_->observers) observer->request_finished(done);
+    }
+    received_reported_ = received_;
+    sent_reported_ = sent_;
   }
 
   std::shared_ptr<HttpServer::State> server_;
@@ -659,6 +730,15 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       on_chunk_header_;
   std::string out_;         // the response being sent; reused so it allocates once
   std::string_view route_;  // the current request's route label; empty if none matched
+  std::size_t route_id_ = 0;
+  tcp::endpoint peer_;
+  Clock::time_point started_;  // the current request's header was read whole
+  // Bytes this connection read and wrote, and how many of them were
+  // reported with a request already.
+  std::uint64_t received_ = 0;
+  std::uint64_t sent_ = 0;
+  std::uint64_t received_reported_ = 0;
+  std::uint64_t sent_reported_ = 0;
   bool idle_ = false;
   bool continue_sent_ = false;
   bool broken_ = false;       // the body could not be read whole
@@ -728,15 +808,26 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
       full = state->sessions.size() >= state->limits.max_connections;
     }
     if (full) {
+      for (auto* observer : state->observers) observer->connection_refused();
       turn_away(std::move(socket), state);
       continue;
+    }
+    // The stop hooks, run on this thread, let the other io_contexts end once
+    // they run out of work; one may have ended already. What is accepted
+    // from then on is served here, where the listener keeps this one going.
+    if (state->stopping && &socket.get_executor().context() != state->contexts.front()) {
+      boost::system::error_code move_ec;
+      const auto protocol = socket.local_endpoint(move_ec).protocol();
+      const auto native = move_ec ? -1 : socket.release(move_ec);
+      if (move_ec) continue;
+      socket =
+          std::remove_reference_t<decltype(socket)>(*state->contexts.front(), protocol, native);
     }
     auto session = std::make_shared<Session>(std::move(socket), state);
     {
       std::lock_guard lock(state->mutex);
       state->sessions.emplace(session.get(), session);
     }
-    if (state->stopping) session->close_if_idle();
     auto executor = session->executor();
     asio::co_spawn(executor, Session::serve(std::move(session)), log_if_thrown("a connection"));
   }
@@ -754,15 +845,26 @@ asio::awaitable<void> sweep_loop(std::shared_ptr<HttpServer::State> state) {
     }
     co_await state->sweep_timer.async_wait(kAwait);
     const auto now = now_ticks();
+    // Stopping, and no request left in flight: nothing is waited for any
+    // more, so the port closes and so do the connections still open.
+    const bool close_all = state->stopping && state->acceptor.is_open() &&
+                           state->busy.load(std::memory_order_relaxed) == 0;
+    if (close_all) {
+      boost::system::error_code ignored;
+      state->acceptor.close(ignored);
+    }
     {
       std::lock_guard lock(state->mutex);
-      if (state->stopping && state->sessions.empty()) break;
+      if (state->stopping && !state->acceptor.is_open() && state->sessions.empty()) break;
       for (const auto& [raw, weak] : state->sessions) {
-        if (!raw->overdue(now)) continue;
+        if (!close_all && !raw->overdue(now)) continue;
         if (auto session = weak.lock()) overdue.push_back(std::move(session));
       }
     }
-    for (const auto& session : overdue) session->expire();
+    for (const auto& session : overdue) {
+      if (close_all) session->close_if_idle();
+      if (session->overdue(now)) session->expire();
+    }
     overdue.clear();
   }
 }
@@ -770,8 +872,8 @@ asio::awaitable<void> sweep_loop(std::shared_ptr<HttpServer::State> state) {
 }  // namespace
 
 HttpServer::HttpServer(std::vector<asio::io_context*> contexts, const Router& router,
-                       ServerLimits limits)
-    : state_(std::make_shared<State>(std::move(contexts), router, limits)) {}
+                       ServerLimits limits, std::vector<ServerObserver*> observers)
+    : state_(std::make_shared<State>(std::move(contexts), router, limits, std::move(observers))) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -807,9 +909,8 @@ void HttpServer::start() {
 void HttpServer::stop() {
   state_->stopping = true;
   asio::post(state_->acceptor.get_executor(), [state = state_] {
-    boost::system::error_code ignored;
-    state->acceptor.close(ignored);
-    // The sweep switches to its stopping pace at once.
+    // The sweep switches to its stopping pace at once; it closes the
+    // listener once no request is in flight.
     state->sweep_timer.cancel();
   });
   std::vector<std::shared_ptr<Session>> live;

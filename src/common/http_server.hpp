@@ -77,13 +77,44 @@ struct ServerLimits {
   std::uint64_t discard_body_bytes = 16 * 1024 * 1024;
 };
 
+// One request as the server handled it, reported once its answer is sent
+// (or could not be). Valid only during the call it is passed to.
+struct CompletedRequest {
+  Verb method = Verb::unknown;
+  std::string_view method_text;  // as the client sent it; "" when unparsable
+  std::string_view target;       // in origin form; "" when unparsable
+  std::size_t route_id = 0;      // Router::Matched::route_id; 0: no route took it
+  unsigned status = 0;
+  std::uint64_t bytes_received = 0;  // of the request, header and body, as read
+  std::uint64_t bytes_sent = 0;      // of the answer, header and body, as written
+  // From the whole header being read to the answer's last byte written.
+  std::chrono::steady_clock::duration duration{};
+  const asio::ip::tcp::endpoint* peer = nullptr;
+};
+
+// Told of the server's connections and requests: what metrics and access
+// logs are built from. Called on the connection's io thread, so calls for
+// different connections come concurrently: an observer must be thread-safe
+// and must not block.
+class ServerObserver {
+ public:
+  virtual ~ServerObserver() = default;
+  virtual void connection_opened() {}
+  virtual void connection_closed() {}
+  // A connection past ServerLimits::max_connections, answered 503.
+  virtual void connection_refused() {}
+  // A request's header has been read; request_finished() follows.
+  virtual void request_started() {}
+  virtual void request_finished(const CompletedRequest& request) = 0;
+};
+
 class HttpServer {
  public:
-  // `router` and the io_contexts must outlive the server; there must be at
-  // least one. The listener runs on the first; connections are handed to
-  // each in turn. Thread-safe after listen().
+  // `router`, the io_contexts and the observers must outlive the server;
+  // there must be at least one io_context. The listener runs on the first;
+  // connections are handed to each in turn. Thread-safe after listen().
   HttpServer(std::vector<asio::io_context*> contexts, const Router& router,
-             ServerLimits limits = {});
+             ServerLimits limits = {}, std::vector<ServerObserver*> observers = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -95,8 +126,13 @@ class HttpServer {
   // Starts accepting connections on the io_context.
   void start();
 
-  // Stops accepting, closes idle connections and lets in-flight requests
-  // finish; each connection closes after its current response. Thread-safe.
+  // Shuts down gracefully. At once: idle connections are closed, every
+  // connection closes after its current response, and a new request is
+  // answered 503 unless its route serves while stopping
+  // (Router::WhileStopping), so health checks and the calls that finish
+  // work in flight still get through. The port stays open until no request
+  // is in flight any more; then the listener closes, and the io_contexts
+  // run out of work once the last connection has gone. Thread-safe.
   void stop();
 
   struct State;  // shared with the sessions; opaque outside http_server.cpp

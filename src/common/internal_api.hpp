@@ -127,6 +127,9 @@ std::string removal_target(const RemovalCall& call);
 Result<RemovalCall> parse_removal(std::string key, std::string_view query);
 
 inline constexpr std::string_view kRegisterPath = "/admin/add-volume";
+// POST, body: a volume's base URL. The volume is shutting down: the master
+// sends it no reads or writes until it registers again.
+inline constexpr std::string_view kStoppingPath = "/internal/volume-stopping";
 inline constexpr std::string_view kStatsPath = "/stats";
 
 // What a volume reports to the master's health checks.

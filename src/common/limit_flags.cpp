@@ -40,6 +40,11 @@ void LimitFlags::add_to(CLI::App& app) {
                  "seconds a kept-alive connection may wait for its next request")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--shutdown-timeout", shutdown_timeout,
+                 "seconds requests in flight may take to finish after SIGTERM; then the daemon "
+                 "exits anyway, with status 1")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 }
 
 http::ServerLimits LimitFlags::server_limits() const {

@@ -21,10 +21,12 @@ struct LimitFlags {
   unsigned header_timeout = 10;  // seconds, as the flags are given
   unsigned body_timeout = 30;
   unsigned idle_timeout = 60;
+  unsigned shutdown_timeout = 30;
 
   // Adds --max-key-bytes, --max-value-bytes, --max-header-bytes,
-  // --max-connections, --header-timeout, --body-timeout and --idle-timeout
-  // to `app`, bound to these fields. `app` must not outlive them.
+  // --max-connections, --header-timeout, --body-timeout, --idle-timeout and
+  // --shutdown-timeout to `app`, bound to these fields. `app` must not
+  // outlive them.
   void add_to(CLI::App& app);
 
   // The server's share of them.

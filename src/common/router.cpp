@@ -99,8 +99,26 @@ Status check_declared_length(const RequestHeader& request, std::uint64_t max_byt
   return Status{};
 }
 
-void Router::add(std::string path, Match match, std::vector<Verb> methods, Handler handler) {
-  routes_.push_back({std::move(path), match, std::move(methods), std::move(handler)});
+void Router::add(std::string path, Match match, std::vector<Verb> methods, Handler handler,
+                 WhileStopping while_stopping) {
+  std::size_t id = 0;
+  std::size_t labels = 0;
+  for (const auto& route : routes_) {
+    labels = std::max(labels, route.id);
+    if (route.path == path && route.match == match) id = route.id;
+  }
+  if (id == 0) id = labels + 1;
+  routes_.push_back(
+      {std::move(path), match, std::move(methods), std::move(handler), while_stopping, id});
+}
+
+std::vector<std::string> Router::route_labels() const {
+  std::vector<std::string> labels(1);
+  for (const auto& route : routes_) {
+    if (route.id >= labels.size()) labels.resize(route.id + 1);
+    labels[route.id] = route.path;
+  }
+  return labels;
 }
 
 std::variant<Router::Matched, Response> Router::resolve(Verb method, std::string_view path) const {
@@ -119,7 +137,7 @@ std::variant<Router::Matched, Response> Router::resolve(Verb method, std::string
       continue;
     }
     if (std::find(route.methods.begin(), route.methods.end(), method) != route.methods.end()) {
-      return Matched{&route.handler, resource->path};
+      return Matched{&route.handler, resource->path, resource->id, route.while_stopping};
     }
     for (const auto verb : route.methods) {
       if (!allow.empty()) allow += ", ";
@@ -138,7 +156,10 @@ std::variant<Router::Matched, Response> Router::resolve(Verb method, std::string
 void add_health_route(Router& router) {
   router.add(
       "/healthz", Router::Match::kExact, {Verb::get, Verb::head},
-      [](Exchange&) -> asio::awaitable<Reply> { co_return text_response(HttpStatus::ok, "ok"); });
+      [](Exchange&) -> asio::awaitable<Reply> {
+        co_return json_response("{\"alive\":true,\"reason\":\"serving\"}\n");
+      },
+      Router::WhileStopping::kServe);
 }
 
 }  // namespace kalavara::http

@@ -98,7 +98,9 @@ int ServerRuntime::run(std::chrono::seconds grace) {
   watchdog.join();
   blocking_->stop();
   blocking_->join();
-  if (timed_out) spdlog::warn("grace period of {}s passed with requests in flight", grace.count());
+  if (timed_out)
+    spdlog::warn("shutdown timeout of {} s passed with requests in flight (--shutdown-timeout)",
+                 grace.count());
   return timed_out ? 1 : 0;
 }
 

@@ -539,4 +539,40 @@ asio::awaitable<void> JobRunner::schedule_repairs() {
   }
 }
 
+void JobRunner::collect(metrics::Writer& out) const {
+  using Type = metrics::Writer::Type;
+  std::map<std::string, JobStatus> newest;
+  for (auto& job : list()) newest.try_emplace(job.kind, std::move(job));
+  out.family("kalavara_master_job_running", Type::kGauge,
+             "1 while a maintenance job of the kind runs.");
+  for (const auto& [kind, job] : newest) {
+    out.sample("kalavara_master_job_running", {{"kind", kind}},
+               std::uint64_t{job.state == "running" ? 1U : 0U});
+  }
+  out.family("kalavara_master_job_items", Type::kGauge,
+             "The newest job of each kind: items (keys, or files for a scrub) by count: total, "
+             "done (looked at), changed, skipped, failed.");
+  for (const auto& [kind, job] : newest) {
+    for (const auto& [count, value] :
+         {std::pair{"total", job.total_items}, std::pair{"done", job.done_items},
+          std::pair{"changed", job.changed_items}, std::pair{"skipped", job.skipped_items},
+          std::pair{"failed", job.failed_items}}) {
+      out.sample("kalavara_master_job_items", {{"kind", kind}, {"count", count}}, value);
+    }
+  }
+  out.family("kalavara_master_job_moved_bytes", Type::kGauge,
+             "Bytes the newest job of each kind copied between volumes.");
+  for (const auto& [kind, job] : newest) {
+    out.sample("kalavara_master_job_moved_bytes", {{"kind", kind}}, job.bytes_moved);
+  }
+  out.family("kalavara_master_job_last_finished_timestamp_seconds", Type::kGauge,
+             "When the newest finished job of each kind ended, in seconds since the Unix epoch, "
+             "by its end state (done or failed).");
+  for (const auto& [kind, job] : newest) {
+    if (job.finished == 0) continue;
+    out.sample("kalavara_master_job_last_finished_timestamp_seconds",
+               {{"kind", kind}, {"state", job.state}}, job.finished);
+  }
+}
+
 }  // namespace kalavara

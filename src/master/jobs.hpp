@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "common/metrics.hpp"
 #include "master/index_store.hpp"
 #include "master/key_protocol.hpp"
 #include "master/maintenance.hpp"
@@ -95,6 +96,10 @@ class JobRunner {
 
   // Every job known, newest first.
   std::vector<JobStatus> list() const;
+
+  // Writes kalavara_master_job_*: for the newest job of each kind, whether
+  // it runs, its progress and when it finished. Thread-safe.
+  void collect(metrics::Writer& out) const;
 
  private:
   struct Running;

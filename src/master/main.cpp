@@ -10,6 +10,8 @@
 #include "common/http_client.hpp"
 #include "common/limit_flags.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
+#include "common/probes.hpp"
 #include "common/security_flags.hpp"
 #include "common/server_runtime.hpp"
 #include "master/admin_cli.hpp"
@@ -299,9 +301,20 @@ int main(int argc, char** argv) {
   }
   AdminService admin(jobs);
 
+  Lifecycle lifecycle;
+  metrics::Registry registry_metrics;
+  metrics::add_process_collector(registry_metrics, "master");
+  registry_metrics.add([&service](metrics::Writer& out) { service.collect(out); });
+  registry_metrics.add([&jobs](metrics::Writer& out) { jobs.collect(out); });
+  registry_metrics.add([&store](metrics::Writer& out) { (*store)->collect_metrics(out); });
+
   http::Router router;
   service.add_routes(router);
   admin.add_routes(router, {nullptr, &options.admin_token});
+  add_readiness_route(router, lifecycle, [&service]() -> boost::asio::awaitable<Readiness> {
+    co_return service.readiness();
+  });
+  add_metrics_route(router, registry_metrics, runtime.blocking());
   health.start();
   removals.start(runtime.io().get_executor());
   jobs.start(runtime.io().get_executor());
@@ -311,7 +324,15 @@ int main(int argc, char** argv) {
     jobs.stop();
   });
   allow_connections(limits.max_connections);
-  return serve_until_stopped(runtime, router, bind, port, limits.server_limits(), "kalavara-master",
-                             fmt::format(" with {} volume(s), {} replica(s), {} thread(s)",
-                                         registry.snapshot()->all.size(), replicas, threads));
+  ServeSettings serve;
+  serve.bind = bind;
+  serve.port = port;
+  serve.limits = limits.server_limits();
+  serve.name = "kalavara-master";
+  serve.details = fmt::format(" with {} volume(s), {} replica(s), {} thread(s)",
+                              registry.snapshot()->all.size(), replicas, threads);
+  serve.registry = &registry_metrics;
+  serve.lifecycle = &lifecycle;
+  serve.shutdown_timeout = std::chrono::seconds(limits.shutdown_timeout);
+  return serve_until_stopped(runtime, router, serve);
 }

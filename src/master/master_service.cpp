@@ -42,9 +42,8 @@ std::optional<std::string> etag_of(const std::optional<IndexRecord>& record) {
 
 }  // namespace
 
-MasterService::MasterService(KeyProtocol& protocol, VolumeRegistry& registry,
-                             const VolumeHealth& health, RemovalWorker& removals,
-                             MasterOptions options)
+MasterService::MasterService(KeyProtocol& protocol, VolumeRegistry& registry, VolumeHealth& health,
+                             RemovalWorker& removals, MasterOptions options)
     : protocol_(protocol),
       registry_(registry),
       health_(health),
@@ -66,11 +65,19 @@ void MasterService::add_routes(http::Router& router) {
   router.add("/admin/volumes", Match::kExact, {Verb::get},
              http::guarded(
                  admin, [this](http::Exchange& exchange) { return describe_volumes(exchange); }));
+  // Served while stopping: they finish uploads under way, or tell of volumes.
+  using WhileStopping = http::Router::WhileStopping;
   router.add(std::string(internal::kRegisterPath), Match::kExact, {Verb::post},
              http::guarded(daemons_or_admin,
-                           [this](http::Exchange& exchange) { return add_volume(exchange); }));
+                           [this](http::Exchange& exchange) { return add_volume(exchange); }),
+             WhileStopping::kServe);
+  router.add(std::string(internal::kStoppingPath), Match::kExact, {Verb::post},
+             http::guarded(daemons_or_admin,
+                           [this](http::Exchange& exchange) { return volume_stopping(exchange); }),
+             WhileStopping::kServe);
   router.add(std::string(internal::kCommitPath), Match::kPrefix, {Verb::post},
-             http::guarded(daemons, [this](http::Exchange& exchange) { return commit(exchange); }));
+             http::guarded(daemons, [this](http::Exchange& exchange) { return commit(exchange); }),
+             WhileStopping::kServe);
   http::add_health_route(router);
 }
 
@@ -240,6 +247,7 @@ MasterService::Answer MasterService::add_volume(http::Exchange& exchange) {
   auto added = co_await registry_.add(*url);
   if (!added) co_return http::error_response(added.error());
   if (*added) spdlog::info("volume {} registered", url->text);
+  health_.set_stopping(url->text, false);
   co_return http::text_response(HttpStatus::ok, (*added ? "added " : "already known ") + url->text);
 }
 
@@ -253,8 +261,95 @@ MasterService::Answer MasterService::commit(http::Exchange& exchange) {
     }
   }
   auto answer = co_await protocol_.commit(*call);
-  if (!answer) co_return http::error_response(answer.error());
+  if (!answer) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    co_return http::error_response(answer.error());
+  }
+  (*answer == internal::CommitAnswer::kCommitted ? committed_ : superseded_)
+      .fetch_add(1, std::memory_order_relaxed);
   co_return http::text_response(HttpStatus::ok, internal::commit_answer_text(*answer));
+}
+
+MasterService::Answer MasterService::volume_stopping(http::Exchange& exchange) {
+  auto body = co_await exchange.read_body(kMaxAdminBody);
+  if (!body) co_return http::error_response(body.error());
+  auto url = parse_base_url(*body);
+  if (!url) co_return http::error_response(url.error());
+  if (!registry_.contains(url->text)) {
+    co_return http::error_response(
+        {Errc::kNotFound, "volume " + url->text + " is not registered with this master"});
+  }
+  health_.set_stopping(url->text, true);
+  co_return http::text_response(HttpStatus::ok, "no more requests go to " + url->text);
+}
+
+Readiness MasterService::readiness() const {
+  const auto registered = registry_.snapshot();
+  std::size_t up = 0;
+  for (const auto& url : registered->writable) up += health_.is_up(url) ? 1 : 0;
+  const auto wanted = options_.replicas;
+  std::string reason = std::to_string(up) + " writable volume(s) up, " + std::to_string(wanted) +
+                       " replica(s) wanted";
+  return {up >= wanted, std::move(reason)};
+}
+
+void MasterService::collect(metrics::Writer& out) const {
+  using Type = metrics::Writer::Type;
+  const auto registered = registry_.snapshot();
+  const auto states = health_.snapshot();
+  out.family("kalavara_master_volume_up", Type::kGauge,
+             "1 when the volume passes its health checks and is not stopping.");
+  for (const auto& state : states) {
+    out.sample("kalavara_master_volume_up", {{"volume", state.url}},
+               std::uint64_t{state.up && !state.stopping ? 1U : 0U});
+  }
+  out.family("kalavara_master_volume_stopping", Type::kGauge,
+             "1 when the volume said it is shutting down.");
+  for (const auto& state : states) {
+    out.sample("kalavara_master_volume_stopping", {{"volume", state.url}},
+               std::uint64_t{state.stopping ? 1U : 0U});
+  }
+  out.family("kalavara_master_volume_draining", Type::kGauge,
+             "1 when the volume is being retired (remove-volume): it takes no new writes.");
+  for (const auto& state : states) {
+    out.sample("kalavara_master_volume_draining", {{"volume", state.url}},
+               std::uint64_t{registered->draining(state.url) ? 1U : 0U});
+  }
+  out.family("kalavara_master_volume_free_bytes", Type::kGauge,
+             "Free bytes on the volume's disk, as its last health check reported.");
+  for (const auto& state : states) {
+    out.sample("kalavara_master_volume_free_bytes", {{"volume", state.url}}, state.free_bytes);
+  }
+  out.family("kalavara_master_volume_files", Type::kGauge,
+             "Value files on the volume, as its last health check reported.");
+  for (const auto& state : states) {
+    out.sample("kalavara_master_volume_files", {{"volume", state.url}}, state.files);
+  }
+  out.family("kalavara_master_volume_last_seen_timestamp_seconds", Type::kGauge,
+             "When the volume last passed a health check, in seconds since the Unix epoch.");
+  for (const auto& state : states) {
+    if (!state.last_seen) continue;
+    const auto seconds = std::chrono::duration<double>(state.last_seen->time_since_epoch());
+    out.sample("kalavara_master_volume_last_seen_timestamp_seconds", {{"volume", state.url}},
+               seconds.count());
+  }
+  out.single("kalavara_master_replicas", Type::kGauge, "Copies kept of every value (--replicas).",
+             static_cast<double>(options_.replicas));
+  out.family("kalavara_master_commits_total", Type::kCounter,
+             "Volumes' commits, by outcome: committed, superseded (ordered before a newer write "
+             "or delete), refused (an error answered).");
+  out.sample("kalavara_master_commits_total", {{"outcome", "committed"}},
+             committed_.load(std::memory_order_relaxed));
+  out.sample("kalavara_master_commits_total", {{"outcome", "superseded"}},
+             superseded_.load(std::memory_order_relaxed));
+  out.sample("kalavara_master_commits_total", {{"outcome", "refused"}},
+             refused_.load(std::memory_order_relaxed));
+  out.single("kalavara_master_removals_total", Type::kCounter,
+             "Copies removed from volumes (of deleted keys and replaced versions).",
+             static_cast<double>(removals_.removed()));
+  out.single("kalavara_master_removal_failures_total", Type::kCounter,
+             "Removal attempts that failed; each stays queued and is tried again.",
+             static_cast<double>(removals_.failed()));
 }
 
 MasterService::Answer MasterService::describe_volumes(http::Exchange&) {
@@ -264,7 +359,10 @@ MasterService::Answer MasterService::describe_volumes(http::Exchange&) {
     if (body.size() > 1) body += ", ";
     body += "{\"url\": ";
     append_json_string(body, state.url);
-    body += std::string(", \"state\": \"") + (state.up ? "up" : "down") +
+    body += std::string(", \"state\": \"") +
+            (state.stopping ? "stopping"
+             : state.up     ? "up"
+                            : "down") +
             "\", \"draining\": " + (registered->draining(state.url) ? "true" : "false") +
             ", \"last_seen\": ";
     if (state.last_seen) {

@@ -14,19 +14,24 @@
 //   GET    /admin/volumes          JSON: each volume's state, last check, free bytes, files
 //   POST   /internal/commit/{key}  a volume's commit (internal_api: commit); 200
 //                                  "committed" or "superseded"; 400, 409, 412
-//   GET    /healthz                200
+//   POST   /internal/volume-stopping  body: a volume's base URL; 200: it gets no
+//                                  reads or writes until it registers again
+//   GET    /healthz, /readyz, /metrics  see common/probes.hpp
 //
 // Who may call what is set by MasterOptions (see docs/security.md).
 //
 // Thread-safe: handlers run concurrently on the io threads.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include "common/key_codec.hpp"
+#include "common/metrics.hpp"
+#include "common/probes.hpp"
 #include "common/router.hpp"
 #include "common/url.hpp"
 #include "master/key_protocol.hpp"
@@ -64,11 +69,20 @@ struct MasterOptions {
 class MasterService {
  public:
   // Everything given must outlive the service.
-  MasterService(KeyProtocol& protocol, VolumeRegistry& registry, const VolumeHealth& health,
+  MasterService(KeyProtocol& protocol, VolumeRegistry& registry, VolumeHealth& health,
                 RemovalWorker& removals, MasterOptions options);
 
   // Adds the endpoints above to `router`; `this` must outlive the router.
   void add_routes(http::Router& router);
+
+  // Ready when enough volumes are up (and not stopping) to take a write of
+  // --replicas copies; the reason counts them.
+  Readiness readiness() const;
+
+  // Writes the master's view (kalavara_master_*): each volume's state, free
+  // bytes and files as its health checks last saw them, commits by outcome,
+  // removals done and failed. Thread-safe.
+  void collect(metrics::Writer& out) const;
 
  private:
   using Answer = http::asio::awaitable<http::Reply>;
@@ -81,11 +95,17 @@ class MasterService {
   Answer list(http::Exchange& exchange);
   Answer describe_volumes(http::Exchange& exchange);
 
+  Answer volume_stopping(http::Exchange& exchange);
+
   KeyProtocol& protocol_;
   VolumeRegistry& registry_;
-  const VolumeHealth& health_;
+  VolumeHealth& health_;
   RemovalWorker& removals_;
   const MasterOptions options_;
+  // Commits by how they ended: committed, superseded, refused (an error).
+  std::atomic<std::uint64_t> committed_{0};
+  std::atomic<std::uint64_t> superseded_{0};
+  std::atomic<std::uint64_t> refused_{0};
 };
 
 }  // namespace kalavara

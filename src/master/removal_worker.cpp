@@ -60,9 +60,11 @@ asio::awaitable<RemovalWorker::Outcome> RemovalWorker::carry_out_for_key(
   for (std::size_t i = 0; i < wanted.size(); ++i) {
     const auto& result = results[i];
     if (result) {
+      removed_.fetch_add(1, std::memory_order_relaxed);
       outcome.done.push_back(std::move(wanted[i]));
       continue;
     }
+    failed_.fetch_add(1, std::memory_order_relaxed);
     const auto code = result.error().code;
     if (code == Errc::kUnavailable || code == Errc::kNoAnswer) outcome.unreachable = true;
     spdlog::debug("removal of a version of a key on {} not done yet: {}", wanted[i].volume,

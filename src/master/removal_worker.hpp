@@ -49,6 +49,11 @@ class RemovalWorker {
              std::chrono::milliseconds interval = std::chrono::seconds(1));
   void stop();
 
+  // Removals carried out on a volume, and attempts that failed (each is
+  // tried again later), since the start.
+  std::uint64_t removed() const { return removed_.load(std::memory_order_relaxed); }
+  std::uint64_t failed() const { return failed_.load(std::memory_order_relaxed); }
+
  private:
   boost::asio::awaitable<void> apply_due(std::string volume,
                                          std::shared_ptr<std::atomic<bool>> running);
@@ -68,6 +73,8 @@ class RemovalWorker {
   KeyProtocol& protocol_;
   KeyLocks& locks_;
   std::atomic<bool> stopped_{false};
+  std::atomic<std::uint64_t> removed_{0};
+  std::atomic<std::uint64_t> failed_{0};
   std::optional<boost::asio::steady_timer> timer_;  // the collection loop's
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> runs_;  // per volume

@@ -2,11 +2,14 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
+#include <map>
 
 #include "common/blocking.hpp"
 
@@ -170,6 +173,10 @@ Result<std::unique_ptr<RocksDbIndexStore>> RocksDbIndexStore::open(
   // not written recently (most GETs, and every missing key).
   options.memtable_whole_key_filtering = true;
   options.memtable_prefix_bloom_size_ratio = 0.02;
+  // Tickers only (block cache hits and misses, for /metrics): counters kept
+  // per core; the timers and histograms, which cost on every operation, off.
+  options.statistics = rocksdb::CreateDBStatistics();
+  options.statistics->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
 
   rocksdb::DB* raw = nullptr;
   const auto status = rocksdb::DB::Open(options, directory, &raw);
@@ -180,6 +187,78 @@ Result<std::unique_ptr<RocksDbIndexStore>> RocksDbIndexStore::open(
   if (!absent_floor) return absent_floor.error();
   return std::unique_ptr<RocksDbIndexStore>(
       new RocksDbIndexStore(std::move(db), blocking, absent_floor->value_or(0)));
+}
+
+namespace {
+
+// Entries under `prefix`, counting up to `cap` (a figure past it is shown as
+// `cap`: a queue that long needs looking at anyway).
+std::uint64_t count_prefixed(rocksdb::DB& db, char prefix, std::uint64_t cap) {
+  const std::string start(1, prefix);
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  std::uint64_t count = 0;
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start) && count < cap; it->Next()) {
+    ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
+void RocksDbIndexStore::collect_metrics(metrics::Writer& out) const {
+  using Type = metrics::Writer::Type;
+  const auto property = [this](const std::string& name) -> double {
+    std::uint64_t value = 0;
+    return db_->GetIntProperty(name, &value) ? static_cast<double>(value) : 0;
+  };
+  out.single("kalavara_index_keys", Type::kGauge,
+             "Entries in the index (RocksDB's estimate; records, queues and settings).",
+             property("rocksdb.estimate-num-keys"));
+  out.single("kalavara_index_sst_bytes", Type::kGauge, "Size of the index's SST files, in bytes.",
+             property("rocksdb.total-sst-files-size"));
+  out.single("kalavara_index_live_data_bytes", Type::kGauge,
+             "Estimated size of the index's live data, in bytes.",
+             property("rocksdb.estimate-live-data-size"));
+  out.single("kalavara_index_memtable_bytes", Type::kGauge,
+             "Size of the index's memtables, in bytes.",
+             property("rocksdb.cur-size-all-mem-tables"));
+  out.single("kalavara_index_pending_compaction_bytes", Type::kGauge,
+             "Bytes RocksDB estimates compaction has to rewrite.",
+             property("rocksdb.estimate-pending-compaction-bytes"));
+  out.single("kalavara_index_write_stopped", Type::kGauge,
+             "1 while RocksDB stops writes (too many memtables or level-0 files).",
+             property("rocksdb.is-write-stopped"));
+  std::map<std::string, std::string> stats;
+  double stops = 0;
+  double slowdowns = 0;
+  if (db_->GetMapProperty("rocksdb.cfstats", &stats)) {
+    const auto number = [&stats](const std::string& key) {
+      const auto found = stats.find(key);
+      return found == stats.end() ? 0.0 : std::strtod(found->second.c_str(), nullptr);
+    };
+    stops = number("io_stalls.total_stop");
+    slowdowns = number("io_stalls.total_slowdown");
+  }
+  out.family("kalavara_index_write_stalls_total", Type::kCounter,
+             "Times RocksDB stopped or slowed down writes, by kind.");
+  out.sample("kalavara_index_write_stalls_total", {{"kind", "stop"}}, stops);
+  out.sample("kalavara_index_write_stalls_total", {{"kind", "slowdown"}}, slowdowns);
+  if (const auto statistics = db_->GetOptions().statistics) {
+    out.single("kalavara_index_block_cache_hits_total", Type::kCounter,
+               "Index lookups that found their block in the block cache.",
+               static_cast<double>(statistics->getTickerCount(rocksdb::BLOCK_CACHE_HIT)));
+    out.single("kalavara_index_block_cache_misses_total", Type::kCounter,
+               "Index lookups that had to read their block from disk.",
+               static_cast<double>(statistics->getTickerCount(rocksdb::BLOCK_CACHE_MISS)));
+  }
+  constexpr std::uint64_t kCountCap = 1'000'000;
+  out.single("kalavara_index_pending_removals", Type::kGauge,
+             "Copies queued for removal from volumes (deletes and replaced versions), up to "
+             "1000000.",
+             static_cast<double>(count_prefixed(*db_, kRemovalPrefix, kCountCap)));
+  out.single("kalavara_index_pending_collections", Type::kGauge,
+             "Tombstones waiting for their removals before they are collected, up to 1000000.",
+             static_cast<double>(count_prefixed(*db_, kCollectionPrefix, kCountCap)));
 }
 
 Status RocksDbIndexStore::compact() {

@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/metrics.hpp"
 #include "master/index_store.hpp"
 
 namespace rocksdb {
@@ -95,6 +96,12 @@ class RocksDbIndexStore final : public IndexStore {
   boost::asio::awaitable<Status> put_job(std::string_view id, std::string_view state) override;
   Async<std::uint64_t> version_floor() override;
   Async<std::uint64_t> raise_version_floor(std::uint64_t floor) override;
+
+  // Writes the kalavara_index_* families: keys, sizes, write stalls,
+  // pending compaction, block cache hits and misses, and the lengths of the
+  // removal and collection queues. Blocking (it scans the queues, up to a
+  // bound): call it off the io threads. Thread-safe.
+  void collect_metrics(metrics::Writer& out) const;
 
  private:
   RocksDbIndexStore(std::unique_ptr<rocksdb::DB> db, boost::asio::thread_pool& blocking,

@@ -39,7 +39,22 @@ void VolumeHealth::stop() {
 bool VolumeHealth::is_up(const std::string& url) const {
   std::lock_guard lock(mutex_);
   const auto it = states_.find(url);
-  return it == states_.end() || it->second.up;
+  return it == states_.end() || (it->second.up && !it->second.stopping);
+}
+
+void VolumeHealth::set_stopping(const std::string& url, bool stopping) {
+  std::lock_guard lock(mutex_);
+  auto found = states_.find(url);
+  if (found == states_.end()) {
+    if (!stopping) return;
+    found = states_.emplace(url, State{}).first;
+    found->second.url = url;
+  }
+  if (found->second.stopping != stopping) {
+    spdlog::info("volume {} {}", url,
+                 stopping ? "is stopping: no reads or writes go there" : "is back");
+  }
+  found->second.stopping = stopping;
 }
 
 std::vector<VolumeHealth::State> VolumeHealth::snapshot() const {

@@ -35,6 +35,9 @@ class VolumeHealth {
     std::uint64_t free_bytes = 0;
     std::uint64_t files = 0;
     int misses = 0;
+    // The volume said it is shutting down: it counts as down, whatever its
+    // checks say, until it registers again.
+    bool stopping = false;
   };
 
   // `volumes` lists the volumes to watch, asked before every round;
@@ -47,8 +50,13 @@ class VolumeHealth {
   void start();
   void stop();
 
+  // Up: its checks pass and it is not stopping.
   bool is_up(const std::string& url) const;
   std::vector<State> snapshot() const;
+
+  // The volume at `url` is shutting down (see State::stopping), or has
+  // registered again (no longer).
+  void set_stopping(const std::string& url, bool stopping);
 
  private:
   boost::asio::awaitable<void> run();

@@ -121,8 +121,9 @@ class BlobStore {
                         std::optional<std::uint64_t> exactly = std::nullopt) = 0;
 
   struct Usage {
-    std::uint64_t free_bytes = 0;  // available to this process on the volume's filesystem
-    std::uint64_t files = 0;       // value files held (one per stored version); no markers
+    std::uint64_t free_bytes = 0;   // available to this process on the volume's filesystem
+    std::uint64_t files = 0;        // value files held (one per stored version); no markers
+    std::uint64_t total_bytes = 0;  // the size of the volume's filesystem
   };
   virtual Result<Usage> usage() = 0;
 

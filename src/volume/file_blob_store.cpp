@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -101,8 +102,21 @@ struct BlobTree {
     }
     UniqueFd fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid()) return io_error("open directory for fsync", errno);
-    if (::fsync(fd.get()) != 0) return io_error("fsync directory " + directory.string(), errno);
+    if (timed_fsync(fd.get()) != 0) {
+      return io_error("fsync directory " + directory.string(), errno);
+    }
     return {};
+  }
+
+  // fsync(2), its duration counted in `syncs`; errno is fsync's.
+  int timed_fsync(int fd) const {
+    const auto started = std::chrono::steady_clock::now();
+    const int result = ::fsync(fd);
+    const int saved = errno;
+    syncs.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    errno = saved;
+    return result;
   }
 
   // Makes `directory`, under `parent`, exist with a durable entry in
@@ -132,6 +146,9 @@ struct BlobTree {
   std::atomic<std::int64_t> files;
   DurableDirectories durable;
   const FileBlobStore::TestSeams seams;
+  // Every fsync's duration, of a value or a folder: what durability costs
+  // on this disk.
+  mutable metrics::Histogram syncs{metrics::sync_duration_buckets()};
 };
 
 }  // namespace detail
@@ -221,7 +238,7 @@ class FileBlobWriter final : public BlobWriter {
     }
     // A failed fsync may have dropped the dirty pages; the write is lost and
     // is reported as failed, never retried and trusted.
-    if (::fsync(fd_.get()) != 0) return io_error("fsync", errno);
+    if (tree_->timed_fsync(fd_.get()) != 0) return io_error("fsync", errno);
     return Written{size_, checksum};
   }
 
@@ -738,7 +755,22 @@ Result<BlobStore::Usage> FileBlobStore::usage() {
   struct statvfs info {};
   if (::statvfs(tree_->data.c_str(), &info) != 0) return io_error("statvfs", errno);
   return Usage{static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize,
-               static_cast<std::uint64_t>(std::max<std::int64_t>(0, tree_->files.load()))};
+               static_cast<std::uint64_t>(std::max<std::int64_t>(0, tree_->files.load())),
+               static_cast<std::uint64_t>(info.f_blocks) * info.f_frsize};
+}
+
+const metrics::Histogram& FileBlobStore::sync_durations() const { return tree_->syncs; }
+
+Status FileBlobStore::check_writable() const {
+  const auto path = tree_->temp / ("probe-" + random_name());
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return io_error("create " + path.string(), errno);
+  const char byte = 0;
+  const bool written = ::write(fd.get(), &byte, 1) == 1;
+  const int saved = errno;
+  ::unlink(path.c_str());
+  if (!written) return io_error("write " + path.string(), saved);
+  return {};
 }
 
 }  // namespace kalavara

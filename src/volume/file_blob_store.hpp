@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/digest.hpp"
+#include "common/metrics.hpp"
 #include "volume/blob_file.hpp"
 #include "volume/blob_store.hpp"
 
@@ -71,6 +72,14 @@ class FileBlobStore final : public BlobStore {
   Status remove(std::string_view key, std::optional<std::uint64_t> up_to,
                 std::optional<std::uint64_t> exactly) override;
   Result<Usage> usage() override;
+
+  // Whether a file can be created and written in the data folder: one is,
+  // in tmp/, and removed at once (not synced). Fails with the reason.
+  // Blocking. Thread-safe.
+  Status check_writable() const;
+
+  // How long each fsync took, of a value file or a folder. Thread-safe.
+  const metrics::Histogram& sync_durations() const;
   Result<BlobListing> list(std::string_view after, std::size_t limit) override;
   Result<Verification> verify(std::string_view key, std::uint64_t version) override;
   Status put_marker(std::string_view key, std::uint64_t version) override;

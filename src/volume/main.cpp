@@ -5,11 +5,14 @@
 #include "common/daemon.hpp"
 #include "common/limit_flags.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
+#include "common/probes.hpp"
 #include "common/security_flags.hpp"
 #include "common/server_runtime.hpp"
 #include "volume/file_blob_store.hpp"
 #include "volume/registration.hpp"
 #include "volume/volume_service.hpp"
+#include "volume/volume_status.hpp"
 
 int main(int argc, char** argv) {
   using namespace kalavara;
@@ -23,12 +26,17 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   SecurityFlags security;
   LimitFlags limits;
+  std::uint64_t min_free_bytes = 64 * 1024 * 1024;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   app.add_option("-d,--data-dir", data_dir, "folder the values are stored in")->required();
   app.add_option("-t,--threads", threads, "worker threads")->capture_default_str();
   app.add_option("-m,--master", master_flag, "master to register with and commit to (needs -b)");
   app.add_option("-b,--base-url", base_url_flag, "this volume's URL as the master should use it");
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
+  app.add_option("--min-free-bytes", min_free_bytes,
+                 "free disk space, e.g. 1GiB, below which /readyz answers 503")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(false));
   security.add_to(app);
   limits.add_to(app);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
@@ -73,16 +81,34 @@ int main(int argc, char** argv) {
     return 1;
   }
   ServerRuntime runtime(threads, 16);
+  Lifecycle lifecycle;
+  options.lifecycle = &lifecycle;
   VolumeService service(**store, options, runtime.blocking());
-  http::Router router;
-  service.add_routes(router);
   std::optional<Registration> registration;
   if (options.master) {
     registration.emplace(runtime.io(), *options.master, *options.base_url);
     registration->start();
     runtime.on_stop([&registration] { registration->stop(); });
   }
+  VolumeStatus status(**store, service, registration ? &*registration : nullptr, runtime.blocking(),
+                      min_free_bytes);
+  metrics::Registry registry;
+  metrics::add_process_collector(registry, "volume");
+  registry.add([&status](metrics::Writer& out) { status.collect(out); });
+
+  http::Router router;
+  service.add_routes(router);
+  add_readiness_route(router, lifecycle, [&status] { return status.readiness(); });
+  add_metrics_route(router, registry, runtime.blocking());
   allow_connections(limits.max_connections);
-  return serve_until_stopped(runtime, router, bind, port, limits.server_limits(), "kalavara-volume",
-                             fmt::format(", data in {}, {} thread(s)", data_dir, threads));
+  ServeSettings serve;
+  serve.bind = bind;
+  serve.port = port;
+  serve.limits = limits.server_limits();
+  serve.name = "kalavara-volume";
+  serve.details = fmt::format(", data in {}, {} thread(s)", data_dir, threads);
+  serve.registry = &registry;
+  serve.lifecycle = &lifecycle;
+  serve.shutdown_timeout = std::chrono::seconds(limits.shutdown_timeout);
+  return serve_until_stopped(runtime, router, serve);
 }

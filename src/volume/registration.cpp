@@ -25,6 +25,21 @@ void Registration::start() {
 void Registration::stop() {
   stopped_ = true;
   asio::post(timer_.get_executor(), [this] { timer_.cancel(); });
+  asio::co_spawn(timer_.get_executor(), announce_stopping(), log_if_thrown("stop notice"));
+}
+
+asio::awaitable<void> Registration::announce_stopping() {
+  auto reply =
+      co_await http::send_request(http::Verb::post, master_, std::string(internal::kStoppingPath),
+                                  self_.text, std::chrono::seconds(2));
+  if (reply && reply->status == 200) {
+    spdlog::info("told master {} that this volume is stopping", master_.text);
+    co_return;
+  }
+  spdlog::warn(
+      "could not tell master {} that this volume is stopping ({}); it stops sending "
+      "requests here once its health checks fail",
+      master_.text, reply ? "answered " + std::to_string(reply->status) : reply.error().message);
 }
 
 asio::awaitable<void> Registration::run() {
@@ -36,6 +51,7 @@ asio::awaitable<void> Registration::run() {
                                     self_.text, std::chrono::seconds(3));
     if (reply && reply->status == 200) {
       spdlog::info("registered with master {} as {}", master_.text, self_.text);
+      registered_ = true;
       co_return;
     }
     const std::string reason =

@@ -41,14 +41,19 @@ void VolumeService::add_routes(http::Router& router) {
   const std::string store(kStorePrefix);
   const http::Access signed_only{options_.signer, nullptr};
   const http::Access readers = options_.sign_reads ? signed_only : http::Access{};
+  using WhileStopping = http::Router::WhileStopping;
   const auto add = [&router](std::string_view path, Match match, Verb method, http::Access access,
-                             auto handler) {
-    router.add(std::string(path), match, {method}, http::guarded(access, std::move(handler)));
+                             auto handler, WhileStopping while_stopping = WhileStopping::kRefuse) {
+    router.add(std::string(path), match, {method}, http::guarded(access, std::move(handler)),
+               while_stopping);
   };
   router.add(store, Match::kPrefix, {Verb::get, Verb::head},
              http::guarded(readers, [this](http::Exchange& exchange) { return get(exchange); }));
-  add(store, Match::kPrefix, Verb::put, signed_only,
-      [this](http::Exchange& exchange) { return put(exchange); });
+  // Served while stopping, for the replica copies of uploads under way on
+  // other volumes; put() refuses new uploads of its own then.
+  add(
+      store, Match::kPrefix, Verb::put, signed_only,
+      [this](http::Exchange& exchange) { return put(exchange); }, WhileStopping::kServe);
   add(store, Match::kPrefix, Verb::delete_, signed_only,
       [this](http::Exchange& exchange) { return erase(exchange); });
   add(internal::kBlobsPath, Match::kExact, Verb::get, signed_only,
@@ -60,12 +65,14 @@ void VolumeService::add_routes(http::Router& router) {
   add(internal::kMarkerPath, Match::kPrefix, Verb::put, signed_only,
       [this](http::Exchange& exchange) { return put_marker(exchange); });
   http::add_health_route(router);
-  add(internal::kStatsPath, Match::kExact, Verb::get, signed_only,
+  add(
+      internal::kStatsPath, Match::kExact, Verb::get, signed_only,
       [this](http::Exchange&) -> Answer {
         auto usage = store_.usage();
         if (!usage) co_return http::error_response(usage.error());
         co_return http::json_response(internal::stats_body({usage->free_bytes, usage->files}));
-      });
+      },
+      WhileStopping::kServe);
 }
 
 VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
@@ -77,6 +84,13 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
   }
   auto order = internal::parse_write_order(split_target(request.target()).query);
   if (!order) co_return http::error_response(order.error());
+  if (!order->as_replica && options_.lifecycle != nullptr && options_.lifecycle->stopping()) {
+    auto refused =
+        http::text_response(HttpStatus::service_unavailable,
+                            "this volume is shutting down; PUT through the master again");
+    refused.set(Field::retry_after, "1");
+    co_return refused;
+  }
 
   // A replica's copy, streamed by the primary, is stored and published as
   // its own version and never committed here (the primary commits all
@@ -112,6 +126,9 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
   // The other replicas get the body as it arrives, so no copy waits for
   // another and nothing is buffered whole.
   ReplicaUploads uploads(*key, order->version);
+  // Where a failure from here on is counted; moved along as the upload goes.
+  std::atomic<std::uint64_t>* stage = &failures_.replicate;
+  const auto count_failure = [&stage] { stage->fetch_add(1, std::memory_order_relaxed); };
   if (!order->replicas.empty()) {
     const auto length = http::declared_length(request);
     if (!length) {
@@ -120,12 +137,17 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
            "a replicated PUT needs a Content-Length (chunked uploads are not forwarded)"});
     }
     if (auto status = co_await uploads.open(order->replicas, *length); !status) {
+      count_failure();
       co_return http::error_response(status.error());
     }
   }
 
+  stage = &failures_.store;
   auto writer = store_.begin_write(*key, order->version);
-  if (!writer) co_return http::error_response(writer.error());
+  if (!writer) {
+    count_failure();
+    co_return http::error_response(writer.error());
+  }
   // Cleanup is explicit, and only ever for a write that is certainly not
   // committed: then every copy this upload created goes (and no other).
   // Every other way out — a commit whose answer never came, a shutdown that
@@ -141,11 +163,13 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
   // (Errors are passed to it as named objects: GCC 12 destroys a braced
   // temporary in a co_await expression twice.)
   const auto fail = [&](const Error& error) -> Answer {
+    count_failure();
     co_await discard();
     co_return http::error_response(error);
   };
 
   std::uint64_t received_bytes = 0;
+  stage = &failures_.receive;
   auto received = co_await exchange.stream_body(
       [&](std::span<const char> chunk) -> http::asio::awaitable<Status> {
         received_bytes += chunk.size();
@@ -153,8 +177,12 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
           co_return http::value_too_large(options_.max_value_bytes);
         }
         if (md5) md5->update(chunk);
+        stage = &failures_.store;
         if (auto status = (*writer)->append(chunk); !status) co_return status;
-        co_return co_await uploads.write(chunk);
+        stage = &failures_.replicate;
+        auto sent = co_await uploads.write(chunk);
+        if (sent) stage = &failures_.receive;
+        co_return sent;
       });
   if (!received) co_return co_await fail(received.error());
   if (md5 && md5->finish() != *expected_md5) {
@@ -166,6 +194,7 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
   // Sync, then publish, in one trip to the blocking pool. The published
   // file is its own version, which no reader is sent to until the index
   // names it, and never replaces another upload's file.
+  stage = &failures_.store;
   Result<BlobWriter::Written> written = Error{Errc::kInternal, "not synced"};
   Status publication;
   co_await run_blocking(blocking_, [&] {
@@ -183,9 +212,11 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
   }
   // Every replica's copy is durable and identical (same checksum) before
   // the commit: a 201 means N durable copies.
+  stage = &failures_.replicate;
   if (auto status = co_await uploads.finish(etag); !status) {
     co_return co_await fail(status.error());
   }
+  stage = &failures_.commit;
 
   internal::CommitCall call;
   call.key = *key;
@@ -203,6 +234,7 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
       // The master may have committed: the files must stay, or the index
       // could name a version that no longer exists. If it did not commit,
       // they are orphans no read is sent to.
+      count_failure();
       co_return http::error_response(
           {Errc::kNoAnswer,
            "the master did not answer the commit; the value may or may not be stored: " +

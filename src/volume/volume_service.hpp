@@ -38,11 +38,13 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 
 #include "common/key_codec.hpp"
+#include "common/probes.hpp"
 #include "common/router.hpp"
 #include "common/url.hpp"
 #include "volume/blob_store.hpp"
@@ -69,6 +71,18 @@ struct VolumeOptions {
   // nothing of it stays.
   std::size_t max_key_bytes = kMaxKeyBytes;
   std::uint64_t max_value_bytes = 0;
+  // Once stopping, new uploads are refused (503) while replica copies of
+  // uploads under way elsewhere are still taken. May be null.
+  const Lifecycle* lifecycle = nullptr;
+};
+
+// Uploads (PUTs of values, replicas' included) that failed once their
+// body had begun to arrive, by where they failed. Thread-safe.
+struct UploadFailures {
+  std::atomic<std::uint64_t> receive{0};    // the body broke off, was corrupt or too large
+  std::atomic<std::uint64_t> store{0};      // this volume's disk: write, fsync or publish
+  std::atomic<std::uint64_t> replicate{0};  // a replica did not take its copy
+  std::atomic<std::uint64_t> commit{0};     // the master did not commit it
 };
 
 class VolumeService {
@@ -80,6 +94,8 @@ class VolumeService {
 
   // `this` must outlive the router.
   void add_routes(http::Router& router);
+
+  const UploadFailures& upload_failures() const { return failures_; }
 
  private:
   using Answer = http::asio::awaitable<http::Reply>;
@@ -94,6 +110,7 @@ class VolumeService {
   BlobStore& store_;
   const VolumeOptions options_;
   boost::asio::thread_pool& blocking_;
+  UploadFailures failures_;
 };
 
 }  // namespace kalavara

@@ -68,6 +68,20 @@ asio::awaitable<Reply> answer_upload(Exchange& exchange) {
   co_return text_response(HttpStatus::ok, "received");
 }
 
+// /hold answers once `release_held` is set; `hold_started` tells it began.
+std::atomic<bool> hold_started{false};
+std::atomic<bool> release_held{false};
+
+asio::awaitable<Reply> answer_when_released(Exchange&) {
+  hold_started = true;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (int i = 0; i < 1000 && !release_held; ++i) {
+    timer.expires_after(10ms);
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+  co_return text_response(HttpStatus::ok, "released");
+}
+
 asio::awaitable<Reply> answer_with_route(Exchange& exchange) {
   co_return text_response(HttpStatus::ok, exchange.route());
 }
@@ -117,6 +131,9 @@ class HttpServerTest : public ::testing::Test {
     router_.add("/upload", Router::Match::kExact, {Verb::put}, answer_upload);
     router_.add("/file", Router::Match::kExact, {Verb::get, Verb::head}, answer_with_file);
     router_.add("/route/", Router::Match::kPrefix, {Verb::get}, answer_with_route);
+    router_.add("/hold", Router::Match::kExact, {Verb::get}, answer_when_released);
+    router_.add("/probe", Router::Match::kExact, {Verb::get}, answer_with_route,
+                Router::WhileStopping::kServe);
     server_ = std::make_unique<HttpServer>(std::vector<asio::io_context*>{&first_, &second_},
                                            router_, limits_);
     auto endpoint = server_->listen("127.0.0.1", 0);
@@ -659,6 +676,60 @@ TEST_F(HttpServerConnectionCapTest, AConnectionPastTheCapGets503AndIsClosed) {
   held.erase(held.begin());
   EXPECT_TRUE(wait_for_a_served_connection()) << "no connection served after one was closed";
   for (const int fd : held) ::close(fd);
+}
+
+}  // namespace
+}  // namespace kalavara::http
+
+namespace kalavara::http {
+namespace {
+
+// stop(): the port stays open while a request is in flight, refusing new
+// work with 503 but serving the routes that serve while stopping; once the
+// last request is done, the port closes.
+TEST_F(HttpServerTest, StoppingRefusesNewWorkServesProbesAndClosesWhenNothingIsInFlight) {
+  hold_started = false;
+  release_held = false;
+  const int in_flight = connect_client();
+  ASSERT_GE(in_flight, 0);
+  ASSERT_TRUE(send_all(in_flight, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const auto deadline = Clock::now() + 10s;
+  while (!hold_started && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(hold_started);
+
+  server_->stop();
+  const int refused = connect_client();
+  ASSERT_GE(refused, 0) << "the port closed while a request was in flight";
+  ASSERT_TRUE(send_all(refused, kGetThreadRequest));
+  const auto refusal = read_response(refused);
+  EXPECT_TRUE(refusal.starts_with("HTTP/1.1 503")) << refusal;
+  EXPECT_NE(refusal.find("Connection: close"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("shutting down"), std::string::npos) << refusal;
+  EXPECT_TRUE(closed_by_server(refused));
+  ::close(refused);
+  const int probe = connect_client();
+  ASSERT_GE(probe, 0);
+  ASSERT_TRUE(send_all(probe, "GET /probe HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const auto probed = read_response(probe);
+  EXPECT_TRUE(probed.starts_with("HTTP/1.1 200")) << probed;
+  EXPECT_TRUE(probed.ends_with("/probe\n")) << probed;
+  ::close(probe);
+
+  release_held = true;
+  const auto answer = read_response(in_flight);
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 200")) << answer;
+  EXPECT_TRUE(answer.ends_with("released\n")) << answer;
+  EXPECT_TRUE(closed_by_server(in_flight));
+  ::close(in_flight);
+  // Nothing in flight any more: the listener closes within a sweep.
+  bool port_closed = false;
+  while (!port_closed && Clock::now() < deadline + 5s) {
+    const int fd = test::connect_to_loopback(port_);
+    port_closed = fd < 0;
+    if (fd >= 0) ::close(fd);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(port_closed);
 }
 
 }  // namespace
