@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages needed to build and test kalavara, with
-# sanitizers (g++'s runtimes come with build-essential) and fuzzing (clang's
+# sanitizers (g++'s runtimes come with build-essential), fuzzing (clang's
 # libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable
-# reports).
+# reports) and packaging (cpack -G DEB and its tests: dpkg-shlibdeps, file,
+# lintian, adduser, systemd-analyze).
 # Cheap and silent when everything is already installed, so build.sh can
 # call it on every run.
 set -euo pipefail
@@ -27,6 +28,11 @@ packages=(
   clang-14
   libclang-rt-14-dev
   llvm-14
+  dpkg-dev
+  file
+  lintian
+  adduser
+  systemd
 )
 
 # dpkg-query is a local database lookup: fast, no network, no root needed.
