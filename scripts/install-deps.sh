@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages needed to build and test kalavara, with
-# sanitizers (g++'s runtimes come with build-essential) and fuzzing (clang's
+# sanitizers (g++'s runtimes come with build-essential), fuzzing (clang's
 # libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable
-# reports), and Prometheus's promtool, which the tests check the metrics and
-# the example alert rules with.
+# reports), packaging (cpack -G DEB and its tests: dpkg-shlibdeps, file,
+# lintian, adduser, systemd-analyze), and Prometheus's promtool, which the
+# tests check the metrics and the example alert rules with.
 # Cheap and silent when everything is already installed, so build.sh can
 # call it on every run.
 set -euo pipefail
@@ -30,6 +31,11 @@ packages=(
   clang-14
   libclang-rt-14-dev
   llvm-14
+  dpkg-dev
+  file
+  lintian
+  adduser
+  systemd
 )
 
 # dpkg-query is a local database lookup: fast, no network, no root needed.
