@@ -143,6 +143,9 @@ TEST(Config, FlagWinsOverVariableWhichWinsOverFileWhichWinsOverDefault) {
     // The variable over the default, and a flag over the variable.
     EXPECT_EQ(dump_of(tmp, binary.path, binary.required, {"KALAVARA_PORT=2222"}).at("port"),
               "2222");
+    EXPECT_EQ(dump_of(tmp, binary.path, binary.required, {"KALAVARA_PORT="}).at("port"),
+              defaults.at("port"))
+        << "an empty variable is unset";
     args = binary.required;
     args.insert(args.end(), {"-p", "3333"});
     EXPECT_EQ(dump_of(tmp, binary.path, args, {"KALAVARA_PORT=2222"}).at("port"), "3333");
