@@ -281,7 +281,8 @@ std::string ExitStatus::describe() const {
 }
 
 pid_t spawn_process(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err,
-                    std::string& error) {
+                    std::string& error,
+                    const std::optional<std::vector<std::string>>& environment) {
   if (argv.empty()) {
     error = "empty argv";
     return -1;
@@ -292,6 +293,12 @@ pid_t spawn_process(const std::vector<std::string>& argv, const fs::path& out, c
   c_argv.reserve(argv.size() + 1);
   for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
   c_argv.push_back(nullptr);
+  std::vector<char*> c_env;
+  if (environment) {
+    for (const auto& e : *environment) c_env.push_back(const_cast<char*>(e.c_str()));
+    c_env.push_back(nullptr);
+  }
+  char** envp = environment ? c_env.data() : environ;
   const std::string out_path = out.string();
   const std::string err_path = err.string();
   const bool same = out_path == err_path;
@@ -323,7 +330,7 @@ pid_t spawn_process(const std::vector<std::string>& argv, const fs::path& out, c
       fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) ::dup2(fd, 2);
     }
-    ::execv(c_argv[0], c_argv.data());
+    ::execve(c_argv[0], c_argv.data(), envp);
     const int e = errno;
     [[maybe_unused]] auto ignored = ::write(pipe_fds[1], &e, sizeof e);
     ::_exit(127);
@@ -372,7 +379,7 @@ std::optional<ExitStatus> wait_process(pid_t pid, Millis timeout) {
 }
 
 Daemon::Daemon(std::string name, std::string binary, std::vector<std::string> args,
-               fs::path log_path)
+               fs::path log_path, const std::optional<std::vector<std::string>>& environment)
     : name_(std::move(name)), args_(std::move(args)), log_path_(std::move(log_path)) {
   std::vector<std::string> argv;
   argv.push_back(std::move(binary));
@@ -382,7 +389,7 @@ Daemon::Daemon(std::string name, std::string binary, std::vector<std::string> ar
   // The command line goes first in the log so a failure report shows it; the
   // child appends to the file.
   write_file(log_path_, "[harness] " + cmdline + "\n");
-  pid_ = spawn_process(argv, log_path_, log_path_, spawn_error_);
+  pid_ = spawn_process(argv, log_path_, log_path_, spawn_error_, environment);
   if (pid_ < 0) {
     write_file(log_path_, "[harness] " + cmdline + "\n[harness] spawn failed: " + spawn_error_);
   } else {

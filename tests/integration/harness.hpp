@@ -112,18 +112,22 @@ struct ExitStatus {
 };
 
 // Spawns `argv` (argv[0] = absolute path) with stdin from /dev/null, stdout to
-// `out` and stderr to `err` (may be the same path). The child is SIGKILLed if
-// the spawning thread dies. Returns the pid, or -1 with `error` set.
+// `out` and stderr to `err` (may be the same path), and `environment`
+// ("NAME=value" each) as its whole environment, or this process's when
+// nullopt. The child is SIGKILLed if the spawning thread dies. Returns the
+// pid, or -1 with `error` set.
 pid_t spawn_process(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err,
-                    std::string& error);
+                    std::string& error,
+                    const std::optional<std::vector<std::string>>& environment = std::nullopt);
 // Waits up to `timeout` for `pid` to exit; nullopt if it is still running.
 std::optional<ExitStatus> wait_process(pid_t pid, Millis timeout);
 
 // One daemon process whose stdout+stderr go to a log file. Killed (SIGKILL) at
-// destruction if still running.
+// destruction if still running. `environment`: as for spawn_process.
 class Daemon {
  public:
-  Daemon(std::string name, std::string binary, std::vector<std::string> args, fs::path log_path);
+  Daemon(std::string name, std::string binary, std::vector<std::string> args, fs::path log_path,
+         const std::optional<std::vector<std::string>>& environment = std::nullopt);
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
