@@ -23,6 +23,10 @@
 // read() looks in memory first (memtable and block cache) on the calling
 // thread, which is all a GET usually needs; only when the record's block
 // must come from disk does it move to the blocking pool.
+//
+// write_checkpoint() is a RocksDB checkpoint (see CheckpointWriter): the
+// memtable is flushed first, then the table files are hard-linked into the
+// folder (copied when it is on another filesystem) and the rest copied.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -36,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "master/checkpoint_writer.hpp"
 #include "master/index_store.hpp"
 
 namespace rocksdb {
@@ -44,7 +49,7 @@ class DB;
 
 namespace kalavara {
 
-class RocksDbIndexStore final : public IndexStore {
+class RocksDbIndexStore final : public IndexStore, public CheckpointWriter {
  public:
   // Opens (creating if missing) the index in `directory`; blocking work runs
   // on `blocking`, which must outlive the store and be joined before it is
@@ -95,6 +100,8 @@ class RocksDbIndexStore final : public IndexStore {
   boost::asio::awaitable<Status> put_job(std::string_view id, std::string_view state) override;
   Async<std::uint64_t> version_floor() override;
   Async<std::uint64_t> raise_version_floor(std::uint64_t floor) override;
+
+  Result<std::uint64_t> write_checkpoint(const std::string& directory) override;
 
  private:
   RocksDbIndexStore(std::unique_ptr<rocksdb::DB> db, boost::asio::thread_pool& blocking,
