@@ -184,12 +184,12 @@ asio::awaitable<int> backup(BaseUrl master) {
     std::fprintf(stderr, "kalavara-master: %s\n", report.error().message.c_str());
     co_return 1;
   }
-  std::printf("backup %s: %s, %llu files (%llu SST), sequence %llu, taken %s, in %.1f s\n",
+  std::printf("backup %s: %s, %llu files (%llu SST), sequence %llu, taken %s, in %llu ms\n",
               report->path.c_str(), human_bytes(report->bytes).c_str(),
               static_cast<unsigned long long>(report->files),
               static_cast<unsigned long long>(report->sst_files),
               static_cast<unsigned long long>(report->sequence), report->taken.c_str(),
-              static_cast<double>(report->millis) / 1000);
+              static_cast<unsigned long long>(report->millis));
   co_return 0;
 }
 
