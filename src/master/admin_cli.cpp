@@ -12,6 +12,7 @@
 
 #include "common/blocking.hpp"
 #include "common/http_client.hpp"
+#include "master/backup.hpp"
 
 namespace kalavara {
 namespace {
@@ -21,6 +22,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kPollInterval = std::chrono::seconds(1);
 constexpr auto kPlainLineInterval = std::chrono::seconds(5);
+// A backup is written before the master answers: copying a large index to
+// another disk takes a while.
+constexpr auto kBackupTimeout = std::chrono::hours(6);
 
 std::string human_bytes(std::uint64_t bytes) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -163,6 +167,32 @@ asio::awaitable<int> print_all(BaseUrl master) {
   co_return 0;
 }
 
+asio::awaitable<int> backup(BaseUrl master) {
+  auto reply = co_await http::send_request(http::Verb::post, master, "/admin/backup", std::string(),
+                                           kBackupTimeout);
+  if (!reply) {
+    std::fprintf(stderr, "kalavara-master: %s\n", reply.error().message.c_str());
+    co_return 1;
+  }
+  if (reply->status != 200) {
+    std::fprintf(stderr, "kalavara-master: %s answered %u: %s", master.text.c_str(), reply->status,
+                 reply->body.c_str());
+    co_return 1;
+  }
+  auto report = parse_backup_report(reply->body);
+  if (!report) {
+    std::fprintf(stderr, "kalavara-master: %s\n", report.error().message.c_str());
+    co_return 1;
+  }
+  std::printf("backup %s: %s, %llu files (%llu SST), sequence %llu, taken %s, in %llu ms\n",
+              report->path.c_str(), human_bytes(report->bytes).c_str(),
+              static_cast<unsigned long long>(report->files),
+              static_cast<unsigned long long>(report->sst_files),
+              static_cast<unsigned long long>(report->sequence), report->taken.c_str(),
+              static_cast<unsigned long long>(report->millis));
+  co_return 0;
+}
+
 }  // namespace
 
 int run_job_command(JobKind kind, const BaseUrl& master, const std::string& target) {
@@ -173,6 +203,11 @@ int run_job_command(JobKind kind, const BaseUrl& master, const std::string& targ
 int print_jobs(const BaseUrl& master) {
   asio::io_context io;
   return run_to_completion(io, print_all(master));
+}
+
+int run_backup_command(const BaseUrl& master) {
+  asio::io_context io;
+  return run_to_completion(io, backup(master));
 }
 
 }  // namespace kalavara

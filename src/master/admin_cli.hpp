@@ -1,5 +1,5 @@
 // The admin commands of kalavara-master: `rebalance`, `repair`, `scrub`,
-// `remove-volume URL` and `jobs`, run against a master that is up
+// `remove-volume URL`, `jobs` and `backup`, run against a master that is up
 // (`--master URL`). Each job command starts the job and waits for it: on a
 // terminal with a progress bar (items, bytes moved, rate, ETA) on stderr,
 // otherwise one plain line every few seconds; then a summary on stdout.
@@ -20,5 +20,10 @@ int run_job_command(JobKind kind, const BaseUrl& master, const std::string& targ
 // Prints the master's jobs, newest first, one line each. 0, or 1 when the
 // master cannot be asked.
 int print_jobs(const BaseUrl& master);
+
+// Has the master write a backup of its index (POST /admin/backup), waiting
+// for it, and prints where it went on stdout. 0, or 1 when the master
+// refused or failed (its reason on stderr) or cannot be asked.
+int run_backup_command(const BaseUrl& master);
 
 }  // namespace kalavara

@@ -16,7 +16,7 @@ constexpr std::size_t kMaxAdminBody = 4096;
 
 }  // namespace
 
-AdminService::AdminService(JobRunner& jobs) : jobs_(jobs) {}
+AdminService::AdminService(JobRunner& jobs, Backups* backups) : jobs_(jobs), backups_(backups) {}
 
 void AdminService::add_routes(http::Router& router, http::Access access) {
   using Match = http::Router::Match;
@@ -29,6 +29,11 @@ void AdminService::add_routes(http::Router& router, http::Access access) {
   }
   router.add("/admin/jobs", Match::kExact, {Verb::get},
              http::guarded(access, [this](http::Exchange& exchange) { return list(exchange); }));
+  if (backups_ != nullptr) {
+    router.add(
+        "/admin/backup", Match::kExact, {Verb::post},
+        http::guarded(access, [this](http::Exchange& exchange) { return backup(exchange); }));
+  }
 }
 
 AdminService::Answer AdminService::start(http::Exchange& exchange, JobKind kind) {
@@ -51,6 +56,12 @@ AdminService::Answer AdminService::start(http::Exchange& exchange, JobKind kind)
 
 AdminService::Answer AdminService::list(http::Exchange&) {
   co_return http::json_response(jobs_json(jobs_.list()));
+}
+
+AdminService::Answer AdminService::backup(http::Exchange&) {
+  auto report = co_await backups_->write();
+  if (!report) co_return http::error_response(report.error());
+  co_return http::json_response(backup_report_json(*report));
 }
 
 }  // namespace kalavara

@@ -7,6 +7,9 @@
 //                                  corrupt ones, remove orphans
 //   POST /admin/remove-volume      body: a volume's URL; 202: drain it, then forget it
 //   GET  /admin/jobs               200 JSON: every job, newest first
+//   POST /admin/backup             200 JSON (master/backup.hpp): a backup of the index,
+//                                  written before the answer; 409 when backups are off
+//                                  or one runs, 507 when the disk is full, 500 otherwise
 //
 // A second job of a kind that runs answers 409. With an admin token
 // (--admin-token-file) every endpoint needs "Authorization: Bearer <token>";
@@ -15,14 +18,16 @@
 
 #include "common/request_auth.hpp"
 #include "common/router.hpp"
+#include "master/backup.hpp"
 #include "master/jobs.hpp"
 
 namespace kalavara {
 
 class AdminService {
  public:
-  // `jobs` must outlive the service.
-  explicit AdminService(JobRunner& jobs);
+  // `jobs`, and `backups` when given, must outlive the service; without
+  // `backups` POST /admin/backup is not routed.
+  explicit AdminService(JobRunner& jobs, Backups* backups = nullptr);
 
   // Adds the endpoints above to `router`, each behind `access`
   // (common/request_auth.hpp); `this` and what `access` points to must
@@ -33,8 +38,10 @@ class AdminService {
   using Answer = http::asio::awaitable<http::Reply>;
   Answer start(http::Exchange& exchange, JobKind kind);
   Answer list(http::Exchange& exchange);
+  Answer backup(http::Exchange& exchange);
 
   JobRunner& jobs_;
+  Backups* backups_;
 };
 
 }  // namespace kalavara

@@ -16,6 +16,7 @@
 #include "common/server_runtime.hpp"
 #include "master/admin_cli.hpp"
 #include "master/admin_service.hpp"
+#include "master/backup.hpp"
 #include "master/jobs.hpp"
 #include "master/key_protocol.hpp"
 #include "master/maintenance.hpp"
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   SecurityFlags security;
   LimitFlags limits;
   std::string admin_token_file;
+  std::string backup_dir;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   // Required to serve; not when a subcommand runs instead (checked below).
   app.add_option("-d,--data-dir", data_dir, "folder of the index (RocksDB); required to serve");
@@ -79,6 +81,9 @@ int main(int argc, char** argv) {
   app.add_option("--admin-token-file", admin_token_file,
                  "file holding the token /admin/* needs as \"Authorization: Bearer\" (mode 600)")
       ->check(CLI::ExistingFile);
+  app.add_option("--backup-dir", backup_dir,
+                 "folder POST /admin/backup writes backups of the index into, one new folder "
+                 "each (default: backups are off)");
   // The admin commands: each runs against a master that is up.
   std::string admin_master;
   std::string retire_url;
@@ -105,6 +110,11 @@ int main(int argc, char** argv) {
   auto* jobs_command = app.add_subcommand("jobs", "list the master's maintenance jobs");
   jobs_command->add_option("--master", admin_master, "the master to ask")->required();
   jobs_command->add_option("--admin-token-file", admin_token_file, "the master's admin token")
+      ->check(CLI::ExistingFile);
+  auto* backup_command =
+      app.add_subcommand("backup", "have the master write a backup of its index (--backup-dir)");
+  backup_command->add_option("--master", admin_master, "the master to back up")->required();
+  backup_command->add_option("--admin-token-file", admin_token_file, "the master's admin token")
       ->check(CLI::ExistingFile);
   app.require_subcommand(0, 1);
   app.add_option("--block-cache-mib", cache_mib, "RocksDB block cache size")->capture_default_str();
@@ -153,7 +163,7 @@ int main(int argc, char** argv) {
     }
     admin_token = std::move(token).value();
   }
-  const bool admin_command = jobs_command->parsed() ||
+  const bool admin_command = jobs_command->parsed() || backup_command->parsed() ||
                              std::any_of(job_commands.begin(), job_commands.end(),
                                          [](const auto& entry) { return entry.first->parsed(); });
   if (admin_command) http::use_credentials({nullptr, admin_token});
@@ -175,6 +185,10 @@ int main(int argc, char** argv) {
   if (jobs_command->parsed()) {
     const auto master = admin_target();
     return master ? print_jobs(*master) : kUsageExit;
+  }
+  if (backup_command->parsed()) {
+    const auto master = admin_target();
+    return master ? run_backup_command(*master) : kUsageExit;
   }
   if (*rebuild) {
     // Without a secret nothing is signed, and volumes that need it refuse.
@@ -256,6 +270,20 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", store.error().message);
     return 1;
   }
+  // Before the clock opens: a restored backup's floor is moved past what
+  // the old master may have issued since.
+  auto restored = run_to_completion(runtime.io(),
+                                    adopt_restored_backup(**store, data_dir, wall_clock_micros()));
+  if (!restored) {
+    spdlog::critical("{}", restored.error().message);
+    return 1;
+  }
+  if (*restored) {
+    spdlog::warn(
+        "kalavara-master: {} is a restored backup (taken {}): writes and deletes made after it "
+        "are not in the index; version floor moved ahead (see docs/operations.md)",
+        data_dir, restored->value().empty() ? "at an unknown time" : restored->value());
+  }
   auto clock = run_to_completion(runtime.io(), VersionClock::open(**store));
   if (!clock) {
     spdlog::critical("{}", clock.error().message);
@@ -299,7 +327,8 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", status.error().message);
     return 1;
   }
-  AdminService admin(jobs);
+  Backups backups(**store, runtime.blocking(), backup_dir);
+  AdminService admin(jobs, &backups);
 
   Lifecycle lifecycle;
   metrics::Registry registry_metrics;

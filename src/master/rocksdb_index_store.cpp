@@ -4,6 +4,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -687,6 +688,24 @@ IndexStore::Async<std::uint64_t> RocksDbIndexStore::raise_version_floor(std::uin
     }
   });
   co_return result;
+}
+
+Result<std::uint64_t> RocksDbIndexStore::write_checkpoint(const std::string& directory) {
+  rocksdb::Checkpoint* raw = nullptr;
+  auto status = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  if (!status.ok()) return storage_error("checkpoint", status);
+  const std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  std::uint64_t sequence = 0;
+  // 0: the memtable is always flushed first, so every write acknowledged
+  // before this call, synced or not, is in the copied tables; the WAL copied
+  // with them holds only writes that came during the checkpoint, up to a
+  // point (a torn last record is dropped when the copy is opened).
+  status = checkpoint->CreateCheckpoint(directory, 0, &sequence);
+  if (status.IsNoSpace()) {
+    return Error{Errc::kNoSpace, "no space left for the checkpoint: " + status.ToString()};
+  }
+  if (!status.ok()) return storage_error("checkpoint", status);
+  return sequence;
 }
 
 }  // namespace kalavara

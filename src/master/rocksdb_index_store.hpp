@@ -23,6 +23,10 @@
 // read() looks in memory first (memtable and block cache) on the calling
 // thread, which is all a GET usually needs; only when the record's block
 // must come from disk does it move to the blocking pool.
+//
+// write_checkpoint() is a RocksDB checkpoint (see CheckpointWriter): the
+// memtable is flushed first, then the table files are hard-linked into the
+// folder (copied when it is on another filesystem) and the rest copied.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -37,6 +41,7 @@
 #include <vector>
 
 #include "common/metrics.hpp"
+#include "master/checkpoint_writer.hpp"
 #include "master/index_store.hpp"
 
 namespace rocksdb {
@@ -45,7 +50,7 @@ class DB;
 
 namespace kalavara {
 
-class RocksDbIndexStore final : public IndexStore {
+class RocksDbIndexStore final : public IndexStore, public CheckpointWriter {
  public:
   // Opens (creating if missing) the index in `directory`; blocking work runs
   // on `blocking`, which must outlive the store and be joined before it is
@@ -102,6 +107,8 @@ class RocksDbIndexStore final : public IndexStore {
   // removal and collection queues. Blocking (it scans the queues, up to a
   // bound): call it off the io threads. Thread-safe.
   void collect_metrics(metrics::Writer& out) const;
+
+  Result<std::uint64_t> write_checkpoint(const std::string& directory) override;
 
  private:
   RocksDbIndexStore(std::unique_ptr<rocksdb::DB> db, boost::asio::thread_pool& blocking,

@@ -312,5 +312,40 @@ TEST_F(RocksDbIndexStoreTest, AnOfflineRaiseOfTheAbsentFloorIsDurableAndNeverLow
   EXPECT_EQ(read("absent").absent_floor, 50U);
 }
 
+TEST_F(RocksDbIndexStoreTest, ACheckpointHoldsEveryWriteBeforeItAndOpensAsAnIndex) {
+  for (int i = 0; i < 100; ++i) {
+    KeyMutation create;
+    create.key = "key" + std::to_string(i);
+    create.expected = RecordRead{};
+    create.record = committed(100 + i);
+    create.durable = i % 2 == 0;  // unsynced writes are in it too
+    ASSERT_TRUE(apply(create));
+  }
+  ASSERT_TRUE(run(store_->raise_version_floor(777)).ok());
+  const auto copy = dir_.string() + "-checkpoint";
+  auto sequence = store_->write_checkpoint(copy);
+  ASSERT_TRUE(sequence.ok()) << sequence.error().message;
+  EXPECT_GE(*sequence, 101U);
+  EXPECT_FALSE(store_->write_checkpoint(copy).ok()) << "never into a folder that exists";
+  // After it: not in the copy.
+  KeyMutation later;
+  later.key = "later";
+  later.expected = RecordRead{};
+  later.record = committed(5);
+  ASSERT_TRUE(apply(later));
+
+  auto opened = RocksDbIndexStore::open(copy, 1 << 20, pool_);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto& restored = **opened;
+  for (int i = 0; i < 100; ++i) {
+    const auto key = "key" + std::to_string(i);
+    EXPECT_EQ(run(restored.read(key)).value().record, committed(100 + i)) << key;
+  }
+  EXPECT_FALSE(run(restored.read("later")).value().record.has_value());
+  EXPECT_EQ(run(restored.version_floor()).value(), 777U);
+  opened = Error{};
+  fs::remove_all(copy);
+}
+
 }  // namespace
 }  // namespace kalavara
