@@ -122,6 +122,11 @@ Admin endpoints need the token:
   curl -H "Authorization: Bearer \$(cat $data/admin-token)" http://localhost:$master_port/admin/volumes
   build/bin/kalavara-master scrub --master http://127.0.0.1:$master_port --admin-token-file $data/admin-token
 
+Health, readiness and Prometheus metrics (docs/monitoring.md):
+  curl http://localhost:$master_port/readyz
+  curl -s http://localhost:$master_port/metrics | grep kalavara_master_volume_up
+  curl -s http://localhost:$vol1_port/metrics | grep kalavara_volume_free_bytes
+
 Add a third volume (in another terminal, from the repo root); it registers itself:
   build/bin/kalavara-volume -p 6003 -d $data/vol3 --secret-file $data/secret --sign-reads -m http://127.0.0.1:$master_port -b http://127.0.0.1:6003
 
