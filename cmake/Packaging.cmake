@@ -59,6 +59,12 @@ install(FILES ${KALAVARA_PACKAGING_DIR}/deb/copyright ${KALAVARA_CHANGELOG_GZ} $
 # Under docs/, so README.md's links work in the installed copy too.
 file(GLOB KALAVARA_DOCS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES ${KALAVARA_DOCS} DESTINATION ${KALAVARA_DOC_DIR}/docs)
+# The monitoring examples docs/monitoring.md describes: alert rules (and
+# their promtool tests) and the Grafana dashboard.
+install(FILES ${KALAVARA_PACKAGING_DIR}/prometheus/kalavara-alerts.yml
+              ${KALAVARA_PACKAGING_DIR}/prometheus/kalavara-alerts.test.yml
+              ${KALAVARA_PACKAGING_DIR}/grafana/kalavara-dashboard.json
+        DESTINATION ${KALAVARA_DOC_DIR}/examples)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME kalavara)
