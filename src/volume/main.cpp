@@ -75,12 +75,14 @@ int main(int argc, char** argv) {
   options.max_key_bytes = limits.max_key_bytes;
   options.max_value_bytes = limits.max_value_bytes;
 
+  // Before the store, whose opening counts every file: SIGHUP must not
+  // kill a volume that starts (see ServerRuntime).
+  ServerRuntime runtime(threads, 16);
   auto store = FileBlobStore::open_at(data_dir);
   if (!store) {
     spdlog::critical("{}", store.error().message);
     return 1;
   }
-  ServerRuntime runtime(threads, 16);
   Lifecycle lifecycle;
   options.lifecycle = &lifecycle;
   VolumeService service(**store, options, runtime.blocking());
