@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/http_server.hpp"
+#include "common/logging.hpp"
 #include "common/metrics.hpp"
 #include "common/probes.hpp"
 #include "common/router.hpp"
@@ -23,6 +24,10 @@ struct ServeSettings {
   std::string details;  // appended to the "listening" line
   // Told of every connection and request, besides the request metrics.
   std::vector<http::ServerObserver*> observers;
+  // The access log (AccessLog): "" for none (nothing is added to the
+  // request path), "-" for stdout, otherwise a file reopened on SIGHUP.
+  std::string access_log;
+  LogFormat access_log_format = LogFormat::kText;
   // Gets the kalavara_http_* figures; may be null.
   metrics::Registry* registry = nullptr;
   // Set stopping when the stop signal comes; may be null.
@@ -32,9 +37,10 @@ struct ServeSettings {
   std::chrono::seconds shutdown_timeout{30};
 };
 
-// Listens, serves `router` until SIGINT or SIGTERM, shuts down gracefully
-// (HttpServer::stop()) and returns the process exit code: 0 after a clean
-// stop, 1 when the address cannot be used. When requests are still in
+// Opens the access log if one is set, listens, serves `router` until SIGINT
+// or SIGTERM, shuts down gracefully (HttpServer::stop()) and returns the
+// process exit code: 0 after a clean stop, 1 when the access log cannot be
+// opened or the address cannot be used. When requests are still in
 // flight after the shutdown timeout, the process exits with 1 at once,
 // without returning (see daemon.cpp). Once listening it logs "<name> listening on
 // ADDR:PORT<details>" (the line tools wait for) and tells systemd it is

@@ -376,8 +376,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       co_return co_await handler(*this);
     } catch (const std::exception& e) {
       // A handler that throws has a bug; answer and keep the daemon serving.
+      // The path only: a query may carry a signature, never to be logged.
       spdlog::error("handler for {} {} threw: {}", std::string(req.method_string()),
-                    std::string(req.target()), e.what());
+                    std::string(split_target(req.target()).path), e.what());
       co_return text_response(HttpStatus::internal_server_error, "internal error");
     }
   }
@@ -432,8 +433,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (co_await write_all(asio::buffer(out_), !head && reply.length > 0)) co_return false;
     if (head) co_return keep;
     if (auto sent = co_await send_file_body(reply.fd.get(), reply.offset, reply.length); !sent) {
-      spdlog::debug("file reply to {} cut off: {}", std::string(request().target()),
-                    sent.error().message);
+      spdlog::debug("file reply to {} cut off: {}",
+                    std::string(split_target(request().target()).path), sent.error().message);
       co_return false;
     }
     co_return keep;

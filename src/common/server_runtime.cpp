@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <condition_variable>
 #include <csignal>
@@ -24,9 +25,18 @@ ServerRuntime::ServerRuntime(unsigned threads, unsigned blocking_threads)
   // not the death of the daemon: sendfile(2), unlike Asio's sends, has no
   // MSG_NOSIGNAL.
   std::signal(SIGPIPE, SIG_IGN);
+  // Caught from now on, not only once run() waits for it: a logrotate
+  // running while the daemon starts (a volume counting its files, the
+  // master opening its index) must not kill it. Asio queues the signal
+  // until run() waits.
+  reload_signals_ = std::make_unique<boost::asio::signal_set>(io(), SIGHUP);
 }
 
 ServerRuntime::~ServerRuntime() {
+  // Removing the signal_set restores SIGHUP's default action, which would
+  // kill a daemon that is only tidying up before it exits 0.
+  reload_signals_.reset();
+  std::signal(SIGHUP, SIG_IGN);
   blocking_->stop();
   blocking_->join();
   while (!contexts_.empty()) contexts_.pop_back();
@@ -40,6 +50,25 @@ std::vector<boost::asio::io_context*> ServerRuntime::contexts() const {
 }
 
 void ServerRuntime::on_stop(std::function<void()> hook) { stop_hooks_.push_back(std::move(hook)); }
+
+void ServerRuntime::on_reload(std::function<void()> hook) {
+  reload_hooks_.push_back(std::move(hook));
+}
+
+void ServerRuntime::wait_for_reload() {
+  reload_signals_->async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;  // cancelled: the daemon is stopping
+    if (reload_hooks_.empty()) {
+      spdlog::info("received SIGHUP: no log file to reopen");
+    } else {
+      spdlog::info("received SIGHUP: reopening log files");
+      boost::asio::post(*blocking_, [this] {
+        for (auto& hook : reload_hooks_) hook();
+      });
+    }
+    wait_for_reload();
+  });
+}
 
 unsigned default_thread_count() {
   const unsigned n = std::thread::hardware_concurrency();
@@ -61,10 +90,14 @@ int ServerRuntime::run(std::chrono::seconds grace) {
     keep_running.emplace_back(contexts_[i]->get_executor());
   }
 
+  wait_for_reload();
   boost::asio::signal_set signals(io(), SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
     spdlog::info("received signal {}, finishing in-flight requests", signal_number);
+    // A pending wait would keep io() from running out of work. A SIGHUP
+    // from here on stays queued, harmless, until the daemon exits.
+    reload_signals_->cancel();
     for (auto& hook : stop_hooks_) hook();
     for (auto& guard : keep_running) guard.reset();
     std::lock_guard lock(mutex);

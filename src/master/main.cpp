@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   unsigned orphan_min_age = 600;
   SecurityFlags security;
   LimitFlags limits;
+  LogFlags logs;
   std::string admin_token_file;
   std::string backup_dir;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
@@ -120,6 +121,7 @@ int main(int argc, char** argv) {
   app.add_option("--block-cache-mib", cache_mib, "RocksDB block cache size")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
+  logs.add_to(app);
   app.set_version_flag("--version", "kalavara-master " KALAVARA_VERSION);
 
   RebuildOptions rebuild_options;
@@ -142,7 +144,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
-  if (auto status = init_logging(log_level); !status) {
+  if (auto status = init_logging(log_level, logs.log_format()); !status) {
     std::fprintf(stderr, "%s\n", status.error().message.c_str());
     return kUsageExit;
   }
@@ -362,6 +364,8 @@ int main(int argc, char** argv) {
                               registry.snapshot()->all.size(), replicas, threads);
   serve.registry = &registry_metrics;
   serve.lifecycle = &lifecycle;
+  serve.access_log = logs.access_log;
+  serve.access_log_format = logs.log_format();
   serve.shutdown_timeout = std::chrono::seconds(limits.shutdown_timeout);
   return serve_until_stopped(runtime, router, serve);
 }

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   SecurityFlags security;
   LimitFlags limits;
+  LogFlags logs;
   std::uint64_t min_free_bytes = 64 * 1024 * 1024;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   app.add_option("-d,--data-dir", data_dir, "folder the values are stored in")->required();
@@ -41,10 +42,11 @@ int main(int argc, char** argv) {
   limits.add_to(app);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
+  logs.add_to(app);
   app.set_version_flag("--version", "kalavara-volume " KALAVARA_VERSION);
   if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
-  if (auto status = init_logging(log_level); !status) {
+  if (auto status = init_logging(log_level, logs.log_format()); !status) {
     std::fprintf(stderr, "%s\n", status.error().message.c_str());
     return kUsageExit;
   }
@@ -75,12 +77,14 @@ int main(int argc, char** argv) {
   options.max_key_bytes = limits.max_key_bytes;
   options.max_value_bytes = limits.max_value_bytes;
 
+  // Before the store, whose opening counts every file: SIGHUP must not
+  // kill a volume that starts (see ServerRuntime).
+  ServerRuntime runtime(threads, 16);
   auto store = FileBlobStore::open_at(data_dir);
   if (!store) {
     spdlog::critical("{}", store.error().message);
     return 1;
   }
-  ServerRuntime runtime(threads, 16);
   Lifecycle lifecycle;
   options.lifecycle = &lifecycle;
   VolumeService service(**store, options, runtime.blocking());
@@ -109,6 +113,8 @@ int main(int argc, char** argv) {
   serve.details = fmt::format(", data in {}, {} thread(s)", data_dir, threads);
   serve.registry = &registry;
   serve.lifecycle = &lifecycle;
+  serve.access_log = logs.access_log;
+  serve.access_log_format = logs.log_format();
   serve.shutdown_timeout = std::chrono::seconds(limits.shutdown_timeout);
   return serve_until_stopped(runtime, router, serve);
 }
