@@ -123,7 +123,11 @@ started_port=
 start_daemon() {
   local name=$1 logfile=$2
   shift 2
-  "$@" >"$logfile" 2>&1 &
+  # Emptied here, not only by the redirection below: that runs in the
+  # background child, and until it has, the loop would read the port of an
+  # earlier daemon that logged to the same file.
+  : >"$logfile"
+  "$@" >>"$logfile" 2>&1 &
   started_pid=$!
   pids+=("$started_pid")
   local i
