@@ -223,6 +223,31 @@ TEST(Metrics, BothDaemonsPassPromtoolAndTheirFiguresMoveWithTheRequests) {
   }
 }
 
+// docs/monitoring.md lists every metric: each family either daemon
+// exposes, with every optional part on (the access log), has its row there.
+TEST(Metrics, EveryFamilyEitherDaemonExposesIsDocumented) {
+  TempDir tmp;
+  Cluster cluster(tmp);
+  ASSERT_TRUE(cluster.start_volume(nullptr, {"--access-log", (tmp.path() / "v.log").string()}));
+  ASSERT_TRUE(cluster.start_master_with_args(cluster.volume_urls(),
+                                             {"--access-log", (tmp.path() / "m.log").string()}));
+  ASSERT_EQ(run_curl(tmp, {"-L", "-X", "PUT", "-d", "v", cluster.store_url("k")}).http_status, 201);
+  const auto docs = read_file(fs::path(KALAVARA_PACKAGING_DIR) / ".." / "docs" / "monitoring.md");
+  ASSERT_FALSE(docs.empty());
+  std::size_t families = 0;
+  for (const auto port : {cluster.master_port(), cluster.volume(0).port()}) {
+    std::istringstream lines(scrape(port));
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.starts_with("# TYPE ")) continue;
+      const auto name = line.substr(7, line.find(' ', 7) - 7);
+      ++families;
+      EXPECT_NE(docs.find("| `" + name + "` |"), std::string::npos)
+          << name << " is not in docs/monitoring.md";
+    }
+  }
+  EXPECT_GT(families, 40U);
+}
+
 TEST(Metrics, FailedUploadsAreCountedByStage) {
   TempDir tmp;
   Cluster cluster(tmp);
