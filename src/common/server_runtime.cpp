@@ -39,6 +39,10 @@ ServerRuntime::~ServerRuntime() {
   std::signal(SIGHUP, SIG_IGN);
   blocking_->stop();
   blocking_->join();
+  // The hooks may own I/O objects of the io_contexts (the watchdog's timer):
+  // they go first, while their io_context still exists.
+  stop_hooks_.clear();
+  reload_hooks_.clear();
   while (!contexts_.empty()) contexts_.pop_back();
 }
 

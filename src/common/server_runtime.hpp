@@ -50,6 +50,8 @@ class ServerRuntime {
   boost::asio::thread_pool& blocking() { return *blocking_; }
 
   // Registers `hook` to run, on io()'s thread, when a stop signal arrives.
+  // The hooks are destroyed before the io_contexts, so a hook may own I/O
+  // objects of theirs.
   void on_stop(std::function<void()> hook);
 
   // Registers `hook` to run at each SIGHUP while run() runs, until the
