@@ -258,15 +258,26 @@ KeyProtocol::Async<std::optional<IndexRecord>> KeyProtocol::current(std::string_
   co_return std::move(read->record);
 }
 
-KeyProtocol::Async<std::uint64_t> KeyProtocol::issue_version() { return clock_.next(); }
+KeyProtocol::Async<std::uint64_t> KeyProtocol::issue_version(std::string_view key) {
+  if (!settings_.shared_index) co_return co_await clock_.next();
+  auto current = co_await store_.read(key);
+  if (!current) co_return current.error();
+  co_return co_await clock_.next(current->record ? current->record->version
+                                                 : current->absent_floor);
+}
 
 KeyProtocol::Async<internal::CommitAnswer> KeyProtocol::commit(const internal::CommitCall& call) {
   // A forged version far ahead would make every later write of the key
   // "superseded": only versions this master has issued can commit.
-  if (const auto last = clock_.last_issued(); call.version > last) {
+  // With a shared index another master may have issued it: below the
+  // shared floor is the most that can be told then.
+  Result<bool> issued = call.version <= clock_.last_issued();
+  if (!*issued && settings_.shared_index) issued = co_await clock_.may_have_issued(call.version);
+  if (!issued) co_return issued.error();
+  if (!*issued) {
     co_return Error{Errc::kBadInput, "version " + std::to_string(call.version) +
                                          " was not issued by this master (none is above " +
-                                         std::to_string(last) + " yet)"};
+                                         std::to_string(clock_.last_issued()) + " yet)"};
   }
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     auto current = co_await store_.read(call.key);
@@ -289,7 +300,7 @@ KeyProtocol::Async<KeyProtocol::Deletion> KeyProtocol::erase(std::string_view ke
     // The tombstone must be above every version the record names; a write
     // issued after an earlier version of ours may have committed meanwhile.
     if (version == 0 || (current->record && current->record->version >= version)) {
-      auto issued = co_await clock_.next();
+      auto issued = co_await clock_.next(current->record ? current->record->version : 0);
       if (!issued) co_return issued.error();
       version = *issued;
     }

@@ -49,6 +49,12 @@ struct ProtocolSettings {
   // The longest an upload may take, from its version's issue to its commit;
   // also how long a tombstone is kept at least.
   std::chrono::microseconds max_upload_time = std::chrono::hours(1);
+  // Several masters share the store (etcd), with clocks that need not
+  // agree: a write's version is issued above the version the key holds
+  // when it is issued, so a write that starts after another's commit lands
+  // after it, whichever master issued either. One master alone needs no
+  // such read: its own clock orders its versions.
+  bool shared_index = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -135,13 +141,16 @@ class KeyProtocol {
   // deleted). Fails with kInternal when the store fails.
   Async<std::optional<IndexRecord>> current(std::string_view key);
 
-  // A version for a new write (VersionClock::next).
-  Async<std::uint64_t> issue_version();
+  // A version for a new write of `key` (VersionClock::next): with a shared
+  // index, above the version its record holds now (and above the floor of
+  // absent records when it has none). Fails with kUnavailable (no version
+  // slot, the index out of reach) or kInternal.
+  Async<std::uint64_t> issue_version(std::string_view key);
 
   // Commits `call` (its volumes are registered: the caller checked). Fails
-  // with kBadInput when its version was never issued (above the last
-  // version issued), as decide_commit refuses, or with kInternal when the
-  // store failed — then the commit may or may not have been made durable.
+  // with kBadInput when its version was never issued (above every version
+  // issued, by this master or one sharing its index), as decide_commit refuses, or with kInternal
+  // when the store failed — then the commit may or may not have been made durable.
   Async<internal::CommitAnswer> commit(const internal::CommitCall& call);
 
   // Deletes `key` if it has a value (and `if_match` matches): the tombstone

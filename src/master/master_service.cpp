@@ -138,7 +138,7 @@ MasterService::Answer MasterService::put(http::Exchange& exchange) {
     if (!url) co_return http::error_response(url.error());
     order.replicas.push_back(std::move(url).value());
   }
-  auto version = co_await protocol_.issue_version();
+  auto version = co_await protocol_.issue_version(*key);
   if (!version) co_return http::error_response(version.error());
   order.version = *version;
 

@@ -48,17 +48,44 @@ boost::asio::awaitable<void> VersionClock::raise_in_background(std::uint64_t tar
   raising_ = false;
 }
 
-boost::asio::awaitable<Result<std::uint64_t>> VersionClock::next() {
+void VersionClock::set_slot(std::optional<Slot> slot) {
+  std::lock_guard lock(mutex_);
+  slot_ = slot;
+}
+
+boost::asio::awaitable<Result<bool>> VersionClock::may_have_issued(std::uint64_t version) {
+  if (version <= last_issued()) co_return true;
+  // Another master's version (or a forged one): every version issued
+  // anywhere is below the stored floor, which only the store knows now.
+  auto floor = co_await store_.version_floor();
+  if (!floor) co_return floor.error();
+  raised(*floor);
+  co_return version < *floor;
+}
+
+namespace {
+
+// The least version at or above `at_least` that belongs to `slot`.
+std::uint64_t in_slot(std::uint64_t at_least, const VersionClock::Slot& slot) {
+  const std::uint64_t offset = (slot.index + slot.count - at_least % slot.count) % slot.count;
+  return at_least + offset;
+}
+
+}  // namespace
+
+boost::asio::awaitable<Result<std::uint64_t>> VersionClock::next(std::uint64_t above) {
   // A round that reaches the floor raises it; the next one then issues,
   // unless concurrent calls took everything the raise covered.
   for (int round = 0; round < 3; ++round) {
     std::uint64_t version = 0;
     std::uint64_t background_target = 0;
     bool issued = false;
+    bool has_slot = false;
     {
       std::lock_guard lock(mutex_);
-      version = std::max(now_(), last_ + 1);
-      if (version < floor_) {
+      has_slot = slot_.has_value();
+      version = has_slot ? in_slot(std::max({now_(), last_ + 1, above + 1}), *slot_) : 0;
+      if (has_slot && version < floor_) {
         last_ = version;
         issued = true;
         if (!raising_ && floor_ - version <= kFloorLeadMicros / 2) {
@@ -66,6 +93,11 @@ boost::asio::awaitable<Result<std::uint64_t>> VersionClock::next() {
           background_target = version + kFloorLeadMicros;
         }
       }
+    }
+    if (!has_slot) {
+      co_return Error{Errc::kUnavailable,
+                      "this master holds no version slot (its lease on the index lapsed); "
+                      "try another master or again shortly"};
     }
     if (issued) {
       if (background_target != 0) {

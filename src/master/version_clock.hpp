@@ -9,6 +9,14 @@
 // The floor is moved ahead in the background while half its lead is left,
 // so a version normally costs no I/O; only when the floor is reached (at
 // start, or when the store stalled for seconds) does next() wait for it.
+//
+// Several masters on one shared store (etcd) share the floor, and each
+// holds a slot: the versions a master issues are all congruent to its slot
+// modulo the slot count, so no two masters ever issue the same version,
+// whatever their clocks say. A master without a slot (its lease lapsed)
+// issues nothing until it has one again. One master alone holds slot 0 of 1:
+// every number is its.
+//
 // Thread-safe.
 #pragma once
 
@@ -18,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "master/index_store.hpp"
 
@@ -33,14 +42,35 @@ class VersionClock {
   // How far ahead of the last version the floor is stored.
   static constexpr std::uint64_t kFloorLeadMicros = 10'000'000;
 
+  // A master's share of the versions: those equal to `index` modulo `count`.
+  struct Slot {
+    std::uint64_t index = 0;
+    std::uint64_t count = 1;  // >= 1, > index
+    bool operator==(const Slot&) const = default;
+  };
+
   // `store` must outlive the clock. Fails when the floor cannot be read.
+  // The clock starts with slot 0 of 1.
   static boost::asio::awaitable<Result<std::unique_ptr<VersionClock>>> open(
       IndexStore& store, Now now = wall_clock_micros);
 
-  // The next version. Fails (kInternal) only when the floor must move and
-  // cannot be stored: then no version is issued at all. Background work it
-  // starts runs on the caller's executor, which must outlive the clock's use.
-  boost::asio::awaitable<Result<std::uint64_t>> next();
+  // The next version: above `above` (a version the key already holds, so a
+  // write that starts after another's commit comes after it even when that
+  // one was issued by a master whose clock runs ahead) and above every
+  // version issued by this clock. Fails with kInternal when the floor must
+  // move and cannot be stored, kUnavailable without a slot: then no version
+  // is issued at all. Background work it starts runs on the caller's
+  // executor, which must outlive the clock's use.
+  boost::asio::awaitable<Result<std::uint64_t>> next(std::uint64_t above = 0);
+
+  // Takes a slot (several masters: the one their coordination gave this
+  // one), or gives it up (nullopt: next() fails until a slot is set).
+  void set_slot(std::optional<Slot> slot);
+
+  // Whether `version` may have been issued, by this clock or by another
+  // master's on the same store: at or below the last this clock issued, or
+  // below the stored floor (read again when above this clock's own).
+  boost::asio::awaitable<Result<bool>> may_have_issued(std::uint64_t version);
 
   // The stored floor: every version issued so far is below it.
   std::uint64_t floor() const;
@@ -60,6 +90,7 @@ class VersionClock {
   std::uint64_t last_;
   std::uint64_t floor_;
   bool raising_ = false;
+  std::optional<Slot> slot_ = Slot{};
 };
 
 }  // namespace kalavara

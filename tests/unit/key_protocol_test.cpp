@@ -365,7 +365,7 @@ class KeyProtocolTest : public ::testing::Test {
 };
 
 TEST_F(KeyProtocolTest, AVersionThatWasNeverIssuedIsRefused) {
-  const auto issued = run(protocol_->issue_version()).value();
+  const auto issued = run(protocol_->issue_version("k")).value();
   const auto refused = commit(call(issued + 1));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, Errc::kBadInput);
@@ -467,7 +467,7 @@ TEST_F(KeyProtocolTest, AKeysWholeLifeLeavesNothingBehind) {
 
   // An upload issued before the delete can no longer commit; a new one can.
   EXPECT_FALSE(commit(call(deletion.tombstone.version - 1, 'c')).ok());
-  const auto fresh = run(protocol_->issue_version()).value();
+  const auto fresh = run(protocol_->issue_version("k")).value();
   ASSERT_EQ(*commit(call(fresh, 'd')), CommitAnswer::kCommitted);
   EXPECT_EQ(current()->checksum, checksum_of('d'));
 }
@@ -488,6 +488,39 @@ TEST_F(KeyProtocolTest, ListingSkipsDeletedKeys) {
 
 namespace kalavara {
 namespace {
+
+// Two masters on one shared store, the second's clock a minute behind the
+// first's: a write through the second that starts after the first's commit
+// lands after it.
+TEST(KeyProtocolSharedIndex, AWriteAfterAnothersCommitWinsWhateverTheMastersClocksSay) {
+  MemoryIndexStore store;
+  std::uint64_t now = kNow;
+  auto ahead_clock = run(VersionClock::open(store, [&] { return now + 60'000'000; })).value();
+  auto behind_clock = run(VersionClock::open(store, [&] { return now; })).value();
+  ahead_clock->set_slot(VersionClock::Slot{0, 16});
+  behind_clock->set_slot(VersionClock::Slot{1, 16});
+  auto shared = settings();
+  shared.shared_index = true;
+  KeyProtocol ahead(store, *ahead_clock, shared, [&] { return now; });
+  KeyProtocol behind(store, *behind_clock, shared, [&] { return now; });
+
+  const auto first = run(ahead.issue_version("k")).value();
+  ASSERT_EQ(*run(ahead.commit(call(first, 'a'))), CommitAnswer::kCommitted);
+  now += 1000;
+  const auto second = run(behind.issue_version("k")).value();
+  EXPECT_GT(second, first);
+  // The behind master takes the commit of its version, though it is above
+  // anything its own clock would have issued by itself.
+  ASSERT_EQ(*run(behind.commit(call(second, 'b'))), CommitAnswer::kCommitted);
+  EXPECT_EQ(run(ahead.current("k")).value()->checksum, checksum_of('b'));
+
+  // A delete through the behind master, then a write through the ahead one:
+  // the tombstone is above the value, the write above the tombstone.
+  ASSERT_TRUE(run(behind.erase("k", "")).ok());
+  const auto third = run(ahead.issue_version("k")).value();
+  ASSERT_EQ(*run(ahead.commit(call(third, 'c'))), CommitAnswer::kCommitted);
+  EXPECT_EQ(run(behind.current("k")).value()->checksum, checksum_of('c'));
+}
 
 TEST(DecideRelocation, MovesTheValueAndQueuesTheDroppedCopiesRemovalAfterTheGrace) {
   const auto record = committed(kNow, 'a', {kA, kB});

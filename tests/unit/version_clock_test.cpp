@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "memory_index_store.hpp"
 
 namespace kalavara {
@@ -74,6 +76,69 @@ TEST(VersionClock, IssuesNothingWhenTheFloorCannotBeStored) {
   auto version = run(clock->next());
   ASSERT_FALSE(version.ok());
   EXPECT_EQ(version.error().code, Errc::kInternal);
+}
+
+TEST(VersionClock, MastersWithTheirOwnSlotsNeverIssueTheSameVersion) {
+  MemoryIndexStore store;
+  const std::uint64_t now = 1'000'000;  // the same instant on both, standing still
+  auto first = open_clock(store, [&] { return now; });
+  auto second = open_clock(store, [&] { return now; });
+  first->set_slot(VersionClock::Slot{3, 16});
+  second->set_slot(VersionClock::Slot{11, 16});
+  std::set<std::uint64_t> issued;
+  for (int i = 0; i < 2000; ++i) {
+    for (auto* clock : {first.get(), second.get()}) {
+      const auto version = run(clock->next());
+      ASSERT_TRUE(version.ok());
+      ASSERT_TRUE(issued.insert(*version).second) << "version " << *version << " issued twice";
+      EXPECT_EQ(*version % 16, clock == first.get() ? 3U : 11U);
+    }
+  }
+}
+
+TEST(VersionClock, AVersionComesAfterTheGivenOneWhateverTheClockSays) {
+  MemoryIndexStore store;
+  // This master's clock is a minute behind the one that issued `theirs`.
+  const std::uint64_t now = 1'000'000'000;
+  const std::uint64_t theirs = now + 60'000'000;
+  auto clock = open_clock(store, [&] { return now; });
+  clock->set_slot(VersionClock::Slot{1, 16});
+  const auto version = run(clock->next(theirs));
+  ASSERT_TRUE(version.ok());
+  EXPECT_GT(*version, theirs);
+  EXPECT_LT(*version, store.floor);
+  // And the next, without a version to pass, is still above it.
+  const auto after = run(clock->next());
+  ASSERT_TRUE(after.ok());
+  EXPECT_GT(*after, *version);
+}
+
+TEST(VersionClock, IssuesNothingWithoutASlot) {
+  MemoryIndexStore store;
+  auto clock = open_clock(store, [] { return std::uint64_t{1'000'000}; });
+  clock->set_slot(std::nullopt);
+  const auto refused = run(clock->next());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::kUnavailable);
+  clock->set_slot(VersionClock::Slot{0, 1});
+  EXPECT_TRUE(run(clock->next()).ok());
+}
+
+TEST(VersionClock, AnotherMastersVersionBelowTheSharedFloorMayHaveBeenIssued) {
+  MemoryIndexStore store;
+  std::uint64_t now = 1'000'000;
+  auto mine = open_clock(store, [&] { return now; });
+  auto theirs = open_clock(store, [&] { return now + 30'000'000; });  // 30 s ahead
+  const auto their_version = run(theirs->next());
+  ASSERT_TRUE(their_version.ok());
+  ASSERT_GT(*their_version, mine->last_issued());
+  const auto known = run(mine->may_have_issued(*their_version));
+  ASSERT_TRUE(known.ok());
+  EXPECT_TRUE(*known);
+  // Far above the stored floor, no master can have issued it.
+  const auto forged = run(mine->may_have_issued(store.floor + 1'000'000'000));
+  ASSERT_TRUE(forged.ok());
+  EXPECT_FALSE(*forged);
 }
 
 }  // namespace
