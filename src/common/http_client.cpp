@@ -46,9 +46,10 @@ Credentials g_credentials;
 // The fields every request carries, and its credentials: the signature of
 // its method and target (appended to the target) and the bearer token.
 template <class Request>
-void address(Request& request, const BaseUrl& server) {
+void address(Request& request, const BaseUrl& server, Sign sign = Sign::kWithCredentials) {
   request.set(Field::host, server.host + ":" + std::to_string(server.port));
   request.set(Field::user_agent, "kalavara/" KALAVARA_VERSION);
+  if (sign == Sign::kAnonymous) return;
   if (g_credentials.signer != nullptr) {
     request.target(g_credentials.signer->sign(request.method_string(), request.target()));
   }
@@ -162,13 +163,13 @@ void use_credentials(Credentials credentials) { g_credentials = std::move(creden
 asio::awaitable<Result<ClientResponse>> send_request(Verb method, const BaseUrl& server,
                                                      std::string target, std::string body,
                                                      std::chrono::milliseconds timeout,
-                                                     std::uint64_t max_response_body) {
+                                                     std::uint64_t max_response_body, Sign sign) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   const auto executor = co_await asio::this_coro::executor;
   auto& idle = IdleConnections::of(executor);
 
   bhttp::request<bhttp::string_body> request{method, target, 11};
-  address(request, server);
+  address(request, server, sign);
   request.body() = std::move(body);
   request.prepare_payload();
 

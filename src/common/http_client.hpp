@@ -63,11 +63,14 @@ struct ClientResponse {
 // Answers between daemons are short, but for listings: an answer whose body
 // is larger than `max_response_body` fails as one that never came whole
 // (kNoAnswer).
+// A request with `Sign::kAnonymous` carries no credentials: one to a server
+// that is not a kalavara daemon (etcd), which has no use for our secrets.
 inline constexpr std::uint64_t kDefaultMaxResponseBody = 1024 * 1024;
+enum class Sign : bool { kWithCredentials, kAnonymous };
 asio::awaitable<Result<ClientResponse>> send_request(
     Verb method, const BaseUrl& server, std::string target, std::string body,
     std::chrono::milliseconds timeout = std::chrono::seconds(10),
-    std::uint64_t max_response_body = kDefaultMaxResponseBody);
+    std::uint64_t max_response_body = kDefaultMaxResponseBody, Sign sign = Sign::kWithCredentials);
 
 // A GET whose answer's body is passed on piece by piece as it arrives: a
 // volume pulling a copy of a value from another, in constant memory.

@@ -54,8 +54,8 @@ std::string prefix_end(std::string_view prefix);
 
 struct RangeRequest {
   std::string key;
-  std::string range_end;     // empty: `key` alone
-  std::int64_t limit = 0;    // 0: no limit
+  std::string range_end;      // empty: `key` alone
+  std::int64_t limit = 0;     // 0: no limit
   std::int64_t revision = 0;  // 0: the latest; otherwise a snapshot at that revision
   bool keys_only = false;
   bool count_only = false;
@@ -85,8 +85,8 @@ struct Op {
   enum class Kind : std::uint8_t { kPut, kDeleteRange, kRange };
   Kind kind = Kind::kPut;
   std::string key;
-  std::string value;      // kPut
-  std::string range_end;  // kDeleteRange, kRange: empty for `key` alone
+  std::string value;       // kPut
+  std::string range_end;   // kDeleteRange, kRange: empty for `key` alone
   std::int64_t lease = 0;  // kPut: 0 for none
   std::int64_t limit = 0;  // kRange
 
@@ -97,8 +97,8 @@ struct Op {
 
 struct TxnResult {
   bool succeeded = false;
-  std::int64_t revision = 0;         // the store's revision after the transaction
-  std::vector<RangeResult> ranges;   // the answers of the branch's kRange ops, in order
+  std::int64_t revision = 0;        // the store's revision after the transaction
+  std::vector<RangeResult> ranges;  // the answers of the branch's kRange ops, in order
 };
 
 struct Settings {

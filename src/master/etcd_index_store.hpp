@@ -49,6 +49,8 @@
 
 namespace kalavara {
 
+class EtcdLayout;
+
 struct EtcdStoreSettings {
   etcd::Settings client;
   std::string prefix = "kalavara/";
@@ -60,6 +62,7 @@ class EtcdIndexStore final : public IndexStore {
   // kUnavailable when no member answers.
   static boost::asio::awaitable<Result<std::unique_ptr<EtcdIndexStore>>> open(
       EtcdStoreSettings settings);
+  ~EtcdIndexStore() override;
 
   Async<RecordRead> read(std::string_view key) override;
   Async<bool> apply(const KeyMutation& mutation) override;
@@ -89,11 +92,15 @@ class EtcdIndexStore final : public IndexStore {
 
  private:
   explicit EtcdIndexStore(EtcdStoreSettings settings);
-  Async<bool> apply_once(const KeyMutation& mutation, bool earlier_attempt_lost);
+  // One transaction: true or false as apply() answers; nullopt when only
+  // the floor of absent records moved (compare again).
+  Async<std::optional<bool>> apply_once(const KeyMutation& mutation, bool earlier_attempt_lost);
+  // A be64 number at `key` (0 when absent), and its mod_revision.
   Async<std::uint64_t> read_number(const std::string& key, std::int64_t* mod_revision);
 
   etcd::Client client_;
   const std::string prefix_;
+  std::unique_ptr<const EtcdLayout> layout_;
 };
 
 }  // namespace kalavara
