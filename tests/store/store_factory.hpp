@@ -57,3 +57,21 @@ inline void run_after_suite_hooks() {
 }
 
 }  // namespace kalavara::testing
+
+namespace kalavara {
+
+// Readable failure messages (gtest finds these by argument-dependent lookup,
+// so they live in the types' own namespace).
+inline void PrintTo(const PendingRemoval& r, std::ostream* out) {
+  *out << "{" << ::testing::PrintToString(r.volume) << ", " << ::testing::PrintToString(r.key)
+       << ", up_to " << r.up_to << ", not_before " << r.not_before << "}";
+}
+inline void PrintTo(const PendingCollection& c, std::ostream* out) {
+  *out << "{" << ::testing::PrintToString(c.key) << ", version " << c.version << ", not_before "
+       << c.not_before << "}";
+}
+inline void PrintTo(const RegisteredVolume& v, std::ostream* out) {
+  *out << "{" << v.url << (v.state == VolumeState::kDraining ? ", draining}" : ", active}");
+}
+
+}  // namespace kalavara
