@@ -3,8 +3,9 @@
 # sanitizers (g++'s runtimes come with build-essential), fuzzing (clang's
 # libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable
 # reports), packaging (cpack -G DEB and its tests: dpkg-shlibdeps, file,
-# lintian, adduser, systemd-analyze), and Prometheus's promtool, which the
-# tests check the metrics and the example alert rules with.
+# lintian, adduser, systemd-analyze), Prometheus's promtool, which the
+# tests check the metrics and the example alert rules with, and etcd (the
+# server the store tests start, etcdctl to look at it by hand) with faketime.
 # Cheap and silent when everything is already installed, so build.sh can
 # call it on every run.
 set -euo pipefail
@@ -36,6 +37,12 @@ packages=(
   lintian
   adduser
   systemd
+  # On a host with systemd, installing etcd-server may start a system etcd
+  # on 127.0.0.1:2379/2380. The tests never use those ports: each cluster
+  # they start (tests/support/etcd_cluster.hpp) runs on ports picked free.
+  etcd-server
+  etcd-client
+  faketime
 )
 
 # dpkg-query is a local database lookup: fast, no network, no root needed.

@@ -471,7 +471,9 @@ boost::asio::awaitable<Status> EtcdIndexStore::put_job(std::string_view id,
 }
 
 IndexStore::Async<std::uint64_t> EtcdIndexStore::version_floor() {
-  return read_number(layout_->version_floor(), nullptr);
+  // Awaited here: the key must outlive the call (a coroutine reads its
+  // arguments when it runs, not when it is made).
+  co_return co_await read_number(layout_->version_floor(), nullptr);
 }
 
 IndexStore::Async<std::uint64_t> EtcdIndexStore::raise_version_floor(std::uint64_t floor) {

@@ -18,7 +18,9 @@
 // entries, which due_removals() returns as one (the higher), and clearing
 // one clears those at or below its up_to — a removal queued again higher in
 // the meantime stays. That is the interface's contract, with no read before
-// the write.
+// the write. A collection's version is part of its key likewise: one queued
+// twice with two versions is returned twice, each handled (and cleared) on
+// its own, which decide_collection() makes harmless.
 //
 // apply() is one etcd transaction: the compare is the record's mod_revision
 // (0 for no record), which RecordRead::revision carries from read() to

@@ -62,7 +62,12 @@ struct PendingCollection {
   bool operator==(const PendingCollection&) const = default;
 };
 
-// One atomic write about one key.
+// The most entries (record, queued and cleared removals, collections) one
+// mutation may hold: etcd refuses transactions of more than 128 operations
+// by default. The key protocol's hold a few per replica.
+inline constexpr std::size_t kMaxMutationEntries = 120;
+
+// One atomic write about one key, of at most kMaxMutationEntries entries.
 struct KeyMutation {
   std::string key;
   // When set, the whole mutation applies only if the key's record is still
@@ -71,7 +76,9 @@ struct KeyMutation {
   std::optional<RecordRead> expected;
   std::optional<IndexRecord> record;
   std::vector<PendingRemoval> queue;    // removals to queue
-  std::vector<PendingRemoval> cleared;  // each removed only if it is still exactly so
+  // Each removed if it is still queued at this up_to or below (the removal
+  // done covers those); one queued again higher since stays.
+  std::vector<PendingRemoval> cleared;
   std::vector<PendingCollection> collect;
   std::vector<PendingCollection> collected;  // each removed only if still exactly so
   // Raises the floor of absent records (RecordRead::absent_floor) to at

@@ -115,6 +115,16 @@ rocksdb::Status delete_if_unchanged(rocksdb::DB& db, rocksdb::WriteBatch& batch,
   return batch.Delete(key);
 }
 
+// A removal done up to `up_to` covers one queued at or below it.
+rocksdb::Status delete_if_covered(rocksdb::DB& db, rocksdb::WriteBatch& batch,
+                                  const std::string& key, std::uint64_t up_to) {
+  std::string existing;
+  const auto status = db.Get(rocksdb::ReadOptions(), key, &existing);
+  if (status.IsNotFound()) return rocksdb::Status::OK();
+  if (!status.ok() || decode_u64(existing) > up_to) return status;
+  return batch.Delete(key);
+}
+
 // Moves removals queued by older builds ("p" entries) into the "q" queue,
 // due at once.
 Status migrate_legacy_queue(rocksdb::DB& db) {
@@ -422,7 +432,7 @@ Result<bool> RocksDbIndexStore::apply_blocking(const KeyMutation& mutation) {
     if (status.ok()) status = put_at_least(*db_, batch, removal_key(removal), removal.up_to);
   }
   for (const auto& removal : mutation.cleared) {
-    if (status.ok()) status = delete_if_unchanged(*db_, batch, removal_key(removal), removal.up_to);
+    if (status.ok()) status = delete_if_covered(*db_, batch, removal_key(removal), removal.up_to);
   }
   for (const auto& collection : mutation.collect) {
     if (status.ok()) {

@@ -1,64 +1,33 @@
 // The key's life, transition by transition: the pure decisions first, then
 // KeyProtocol over an in-memory store, with concurrent writes landed between
-// a read and its compare-and-put.
+// a read and its compare-and-put (the scenarios of
+// store/key_protocol_scenarios.hpp, which the store tests run over RocksDB
+// and etcd).
 #include "master/key_protocol.hpp"
 
 #include <gtest/gtest.h>
 
 #include "common/checksum.hpp"
 #include "memory_index_store.hpp"
+#include "store/key_protocol_scenarios.hpp"
 
 namespace kalavara {
 namespace {
 
 using internal::CommitAnswer;
 using internal::CommitCall;
-using testing::MemoryIndexStore;
-using testing::run;
 using namespace std::chrono_literals;
-
-constexpr std::uint64_t kNow = 1'800'000'000'000'000;  // microseconds since the epoch
-const std::string kA = "http://a:1";
-const std::string kB = "http://b:1";
-const std::string kC = "http://c:1";
-
-ProtocolSettings settings() {
-  ProtocolSettings s;
-  s.old_version_grace = 30s;
-  s.max_upload_time = 3600s;
-  return s;
-}
-
-std::string checksum_of(char c) { return std::string(32, c); }
-
-CommitCall call(std::uint64_t version, char checksum = 'a',
-                std::vector<std::string> volumes = {kA}) {
-  CommitCall c;
-  c.key = "k";
-  c.version = version;
-  c.size = 10;
-  c.checksum = checksum_of(checksum);
-  c.volumes = std::move(volumes);
-  return c;
-}
-
-IndexRecord committed(std::uint64_t version, char checksum = 'a',
-                      std::vector<std::string> volumes = {kA}) {
-  IndexRecord r;
-  r.version = version;
-  r.size = 10;
-  r.checksum = checksum_of(checksum);
-  r.volumes = std::move(volumes);
-  return r;
-}
-
-IndexRecord tombstone(std::uint64_t version, std::vector<std::string> volumes) {
-  IndexRecord r;
-  r.state = IndexRecord::State::kTombstone;
-  r.version = version;
-  r.volumes = std::move(volumes);
-  return r;
-}
+// The helpers the key protocol's scenarios over every store use too.
+using testing::scenarios::call;
+using testing::scenarios::checksum_of;
+using testing::scenarios::committed;
+using testing::scenarios::kA;
+using testing::scenarios::kB;
+using testing::scenarios::kC;
+using testing::scenarios::KeyProtocolTest;
+using testing::scenarios::kNow;
+using testing::scenarios::settings;
+using testing::scenarios::tombstone;
 
 RecordRead read_of(std::optional<IndexRecord> record, std::uint64_t absent_floor = 0) {
   RecordRead read;
@@ -341,147 +310,24 @@ TEST(DecideCollection, AnUnconfirmedReplacedOrVanishedTombstoneIsOnlyCleared) {
 }
 
 // ---------------------------------------------------------------------------
-// KeyProtocol over a store
+// KeyProtocol over the in-memory store
 
-class KeyProtocolTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    store_.floor = kNow + 1'000'000'000;  // every version under test counts as issued
-    clock_ = run(VersionClock::open(store_, [this] { return now_; })).value().release();
-    protocol_ = std::make_unique<KeyProtocol>(store_, *clock_, settings(), [this] { return now_; });
-  }
-  void TearDown() override {
-    protocol_.reset();
-    delete clock_;
-  }
+class OpenedMemory final : public testing::OpenedStore {
+ public:
+  IndexStore& store() override { return store_; }
 
-  Result<CommitAnswer> commit(const CommitCall& c) { return run(protocol_->commit(c)); }
-  std::optional<IndexRecord> current() { return run(protocol_->current("k")).value(); }
-
-  MemoryIndexStore store_;
-  std::uint64_t now_ = kNow;
-  VersionClock* clock_ = nullptr;
-  std::unique_ptr<KeyProtocol> protocol_;
+ private:
+  testing::MemoryIndexStore store_;
 };
 
-TEST_F(KeyProtocolTest, AVersionThatWasNeverIssuedIsRefused) {
-  const auto issued = run(protocol_->issue_version("k")).value();
-  const auto refused = commit(call(issued + 1));
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().code, Errc::kBadInput);
-  EXPECT_TRUE(store_.records.empty());
-  EXPECT_FALSE(commit(call(~0ULL)).ok());
-  EXPECT_TRUE(commit(call(issued)).ok());
+testing::StoreFactory memory_factory() {
+  return {"Memory", [](boost::asio::io_context&, std::string&) {
+            return std::unique_ptr<testing::OpenedStore>(std::make_unique<OpenedMemory>());
+          }};
 }
 
-TEST_F(KeyProtocolTest, ACommitThatArrivesAfterADeleteIsSuperseded) {
-  ASSERT_TRUE(commit(call(kNow)).ok());
-  now_ += 10;
-  auto deleted = run(protocol_->erase("k", ""));
-  ASSERT_TRUE(deleted.ok());
-  // An upload issued before the delete, committing only now.
-  const auto late = commit(call(kNow + 5, 'l'));
-  ASSERT_TRUE(late.ok());
-  EXPECT_EQ(*late, CommitAnswer::kSuperseded);
-  EXPECT_FALSE(current().has_value());
-}
-
-TEST_F(KeyProtocolTest, ACommitRacingADeleteIsDecidedAgainstTheTombstone) {
-  ASSERT_TRUE(commit(call(kNow)).ok());
-  // The delete lands between the commit's read and its compare-and-put.
-  store_.before_next_apply = [&] { store_.records["k"] = tombstone(kNow + 100, {kA}); };
-  const auto racing = commit(call(kNow + 50, 'r'));
-  ASSERT_TRUE(racing.ok());
-  EXPECT_EQ(*racing, CommitAnswer::kSuperseded);
-  EXPECT_TRUE(store_.records.at("k").tombstone());
-}
-
-TEST_F(KeyProtocolTest, ADeleteRacingACommitOfALaterVersionDeletesThatOne) {
-  ASSERT_TRUE(commit(call(kNow)).ok());
-  now_ = kNow + 10;
-  // A write issued after the delete took its version commits in between:
-  // the delete must take a version above it, and delete that write.
-  std::uint64_t later = 0;
-  store_.before_next_apply = [&] {
-    later = run(clock_->next()).value();
-    store_.records["k"] = committed(later, 'z');
-  };
-  auto deleted = run(protocol_->erase("k", ""));
-  ASSERT_TRUE(deleted.ok()) << deleted.error().message;
-  EXPECT_GT(deleted->tombstone.version, later);
-  EXPECT_TRUE(store_.records.at("k").tombstone());
-  EXPECT_EQ(deleted->removals.size(), 1U);
-}
-
-TEST_F(KeyProtocolTest, ConcurrentCreateOnlyWritesHaveOneWinner) {
-  auto first = call(kNow, 'a');
-  first.if_none_match = "*";
-  auto second = call(kNow + 1, 'b');
-  second.if_none_match = "*";
-  store_.before_next_apply = [&] {
-    ASSERT_TRUE(store_.apply_now(*decide_commit(RecordRead{}, first, kNow, settings()).mutation));
-  };
-  const auto loser = commit(second);
-  ASSERT_FALSE(loser.ok());
-  EXPECT_EQ(loser.error().code, Errc::kPreconditionFailed);
-  EXPECT_EQ(current()->checksum, checksum_of('a'));
-}
-
-TEST_F(KeyProtocolTest, AFailedWriteIsAnErrorAndTheStoreKeepsWhatItHad) {
-  ASSERT_TRUE(commit(call(kNow)).ok());
-  store_.fail_writes = true;
-  const auto failed = commit(call(kNow + 1, 'n'));
-  ASSERT_FALSE(failed.ok());
-  EXPECT_EQ(failed.error().code, Errc::kInternal);
-  store_.fail_writes = false;
-  EXPECT_EQ(current()->version, kNow);
-}
-
-TEST_F(KeyProtocolTest, AKeysWholeLifeLeavesNothingBehind) {
-  // Written, overwritten, deleted, confirmed and collected.
-  ASSERT_EQ(*commit(call(kNow, 'a', {kA, kB})), CommitAnswer::kCommitted);
-  now_ = kNow + 1'000;
-  ASSERT_EQ(*commit(call(kNow + 1'000, 'b', {kA, kB})), CommitAnswer::kCommitted);
-  EXPECT_EQ(store_.removals_of("k").size(), 2U) << "the replaced version, on a and b";
-  EXPECT_TRUE(run(protocol_->due_removals(kA, 10, std::nullopt)).value().empty())
-      << "not before its grace";
-  now_ += 30'000'001;
-  auto due = run(protocol_->due_removals(kA, 10, std::nullopt)).value();
-  ASSERT_EQ(due.size(), 1U);
-  ASSERT_TRUE(run(protocol_->removals_done("k", due)).ok());
-
-  auto deletion = run(protocol_->erase("k", "")).value();
-  EXPECT_EQ(deletion.removals.size(), 2U);
-  // a confirms now; b only later.
-  ASSERT_TRUE(run(protocol_->removals_done("k", {deletion.removals[0]})).ok());
-  now_ = deletion.tombstone.version + 3'600'000'002;
-  EXPECT_EQ(run(protocol_->collect_tombstones(10)).value(), 1U);
-  EXPECT_TRUE(store_.records.at("k").tombstone()) << "b has not confirmed";
-  ASSERT_TRUE(run(protocol_->removals_done("k", {deletion.removals[1]})).ok());
-  EXPECT_EQ(run(protocol_->collect_tombstones(10)).value(), 1U);
-  EXPECT_FALSE(store_.records.contains("k"));
-  EXPECT_TRUE(store_.collections.empty());
-  // Only b's replaced-version removal is still queued (b never took it).
-  EXPECT_EQ(store_.removals_of("k").size(), 1U);
-  EXPECT_EQ(store_.absent_floor, deletion.tombstone.version);
-
-  // An upload issued before the delete can no longer commit; a new one can.
-  EXPECT_FALSE(commit(call(deletion.tombstone.version - 1, 'c')).ok());
-  const auto fresh = run(protocol_->issue_version("k")).value();
-  ASSERT_EQ(*commit(call(fresh, 'd')), CommitAnswer::kCommitted);
-  EXPECT_EQ(current()->checksum, checksum_of('d'));
-}
-
-TEST_F(KeyProtocolTest, ListingSkipsDeletedKeys) {
-  ASSERT_TRUE(commit(call(kNow)).ok());
-  auto other = call(kNow, 'a');
-  other.key = "k2";
-  ASSERT_TRUE(commit(other).ok());
-  now_ += 1;
-  ASSERT_TRUE(run(protocol_->erase("k", "")).ok());
-  const auto page = run(protocol_->list("", "", 10)).value();
-  EXPECT_EQ(page.keys, std::vector<std::string>{"k2"});
-}
+INSTANTIATE_TEST_SUITE_P(InMemory, KeyProtocolTest, ::testing::Values(memory_factory()),
+                         testing::store_name);
 
 }  // namespace
 }  // namespace kalavara

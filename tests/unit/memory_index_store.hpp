@@ -73,7 +73,7 @@ class MemoryIndexStore final : public IndexStore {
     }
     for (const auto& r : mutation.cleared) {
       auto it = removals.find({r.volume, r.not_before, r.key});
-      if (it != removals.end() && it->second == r.up_to) removals.erase(it);
+      if (it != removals.end() && it->second <= r.up_to) removals.erase(it);
     }
     for (const auto& c : mutation.collect) {
       auto& version = collections[{c.not_before, c.key}];

@@ -1,6 +1,7 @@
-// The RocksDB index store against the IndexStore contract: compare-and-put,
-// queue merges and clears, time-ordered scans, floors, and what survives a
-// reopen.
+// What only the RocksDB index store has: what survives a reopen, reads from
+// disk, the migration of older builds' queue, the queue floors of its scans,
+// the scratch space, checkpoints. The IndexStore contract itself is tested
+// over every store in tests/store/index_store_conformance_test.cpp.
 #include "master/rocksdb_index_store.hpp"
 
 #include <gtest/gtest.h>
@@ -61,75 +62,6 @@ class RocksDbIndexStoreTest : public ::testing::Test {
   std::unique_ptr<RocksDbIndexStore> store_;
 };
 
-TEST_F(RocksDbIndexStoreTest, ACompareAndPutAppliesOnlyToTheRecordItRead) {
-  KeyMutation create;
-  create.key = "k";
-  create.expected = RecordRead{};
-  create.record = committed(5);
-  EXPECT_TRUE(apply(create));
-  EXPECT_FALSE(apply(create)) << "the record is no longer absent";
-  EXPECT_EQ(read("k").record, committed(5));
-
-  KeyMutation replace;
-  replace.key = "k";
-  replace.expected = read("k");
-  replace.record = committed(6);
-  auto stale = replace;
-  stale.record = committed(7);
-  EXPECT_TRUE(apply(replace));
-  EXPECT_FALSE(apply(stale)) << "read before the replace";
-  EXPECT_EQ(read("k").record, committed(6));
-
-  KeyMutation erase;
-  erase.key = "k";
-  erase.expected = read("k");
-  EXPECT_TRUE(apply(erase));
-  EXPECT_FALSE(read("k").record.has_value());
-}
-
-TEST_F(RocksDbIndexStoreTest, AQueuedRemovalKeepsTheHigherVersionAndClearsOnlyIfUnchanged) {
-  const PendingRemoval high{"http://a:1", "k", 9, 100};
-  auto low = high;
-  low.up_to = 4;
-  KeyMutation queue;
-  queue.key = "k";
-  queue.queue = {high};
-  ASSERT_TRUE(apply(queue));
-  queue.queue = {low};  // late and older: must not replace the newer one
-  ASSERT_TRUE(apply(queue));
-  auto due = run(store_->due_removals("http://a:1", 100, 10, std::nullopt)).value();
-  ASSERT_EQ(due, std::vector<PendingRemoval>{high});
-
-  KeyMutation clear;
-  clear.key = "k";
-  clear.cleared = {low};  // what an applier of the older entry would clear
-  ASSERT_TRUE(apply(clear));
-  EXPECT_EQ(run(store_->due_removals("http://a:1", 100, 10, std::nullopt)).value().size(), 1U);
-  clear.cleared = {high};
-  ASSERT_TRUE(apply(clear));
-  EXPECT_TRUE(run(store_->due_removals("http://a:1", 100, 10, std::nullopt)).value().empty());
-}
-
-TEST_F(RocksDbIndexStoreTest, DueRemovalsComeInTimeOrderPerVolumeFromACursor) {
-  KeyMutation queue;
-  queue.key = "x";
-  queue.queue = {{"http://a:1", "late", 1, 300},
-                 {"http://a:1", "early", 1, 100},
-                 {"http://a:1", "middle", 1, 200},
-                 {"http://b:1", "other", 1, 50}};
-  ASSERT_TRUE(apply(queue));
-  const auto all = run(store_->due_removals("http://a:1", 250, 10, std::nullopt)).value();
-  ASSERT_EQ(all.size(), 2U) << "the one due at 300 is not due at 250";
-  EXPECT_EQ(all[0].key, "early");
-  EXPECT_EQ(all[1].key, "middle");
-  const auto first = run(store_->due_removals("http://a:1", 1000, 1, std::nullopt)).value();
-  ASSERT_EQ(first.size(), 1U);
-  const auto rest = run(store_->due_removals("http://a:1", 1000, 10, first.back())).value();
-  ASSERT_EQ(rest.size(), 2U);
-  EXPECT_EQ(rest[0].key, "middle");
-  EXPECT_EQ(rest[1].key, "late");
-}
-
 TEST_F(RocksDbIndexStoreTest, AScanFindsAnEntryQueuedBelowWhereTheLastScanEnded) {
   // Scans start past what earlier scans found cleared; an entry queued
   // later with an earlier time must still be found.
@@ -167,77 +99,30 @@ TEST_F(RocksDbIndexStoreTest, AScanFindsAnEntryQueuedBelowWhereTheLastScanEnded)
   EXPECT_EQ(run(store_->due_collections(1000, 10)).value().size(), 1U);
 }
 
-TEST_F(RocksDbIndexStoreTest, CollectionsComeInTimeOrder) {
-  KeyMutation m;
-  m.key = "x";
-  m.collect = {{"b", 7, 20}, {"a", 8, 10}, {"c", 9, 30}};
-  ASSERT_TRUE(apply(m));
-  const auto due = run(store_->due_collections(25, 10)).value();
-  ASSERT_EQ(due.size(), 2U);
-  EXPECT_EQ(due[0], (PendingCollection{"a", 8, 10}));
-  EXPECT_EQ(due[1], (PendingCollection{"b", 7, 20}));
-  m.collect.clear();
-  m.collected = {due[0]};
-  ASSERT_TRUE(apply(m));
-  EXPECT_EQ(run(store_->due_collections(25, 10)).value().size(), 1U);
-}
-
-TEST_F(RocksDbIndexStoreTest, ListingSkipsTombstones) {
-  for (const auto* key : {"p/a", "p/b", "p/c", "q"}) {
-    KeyMutation m;
-    m.key = key;
-    m.expected = RecordRead{};
-    m.record = committed(1);
-    if (std::string_view(key) == "p/b") m.record->state = IndexRecord::State::kTombstone;
-    ASSERT_TRUE(apply(m));
-  }
-  const auto page = run(store_->list("p/", "", 1)).value();
-  EXPECT_EQ(page.keys, std::vector<std::string>{"p/a"});
-  EXPECT_EQ(page.next, "p/c");
-  const auto rest = run(store_->list("p/", page.next, 10)).value();
-  EXPECT_EQ(rest.keys, std::vector<std::string>{"p/c"});
-  EXPECT_EQ(rest.next, "");
-}
-
-TEST_F(RocksDbIndexStoreTest, TheFloorOfAbsentKeysRisesWithTheEraseAndSurvivesAReopen) {
+TEST_F(RocksDbIndexStoreTest, TheFloorsSurviveAReopen) {
   KeyMutation m;
   m.key = "k";
   m.expected = RecordRead{};
   m.record = committed(1);
   m.record->state = IndexRecord::State::kTombstone;
   ASSERT_TRUE(apply(m));
-  EXPECT_EQ(read("other").absent_floor, 0U);
   KeyMutation collect;
   collect.key = "k";
   collect.expected = read("k");
   collect.raise_absent_floor = 77;
-  collect.durable = false;
+  collect.durable = false;  // made durable by the next durable write
   ASSERT_TRUE(apply(collect));
-  EXPECT_EQ(read("k").absent_floor, 77U);
-  KeyMutation lower;
-  lower.key = "j";
-  lower.collect = {{"j", 1, 1}};
-  lower.raise_absent_floor = 5;
-  ASSERT_TRUE(apply(lower));
-  EXPECT_EQ(read("k").absent_floor, 77U) << "it never goes down";
+  ASSERT_EQ(run(store_->raise_version_floor(100)).value(), 100U);
   reopen();
   EXPECT_EQ(read("k").absent_floor, 77U);
-  // A mutation that only raises the floor still does.
+  EXPECT_EQ(run(store_->version_floor()).value(), 100U);
+  // A mutation that only raises the floor is durable too.
   KeyMutation only;
   only.key = "x";
   only.raise_absent_floor = 99;
   ASSERT_TRUE(apply(only));
-  EXPECT_EQ(read("k").absent_floor, 99U);
   reopen();
   EXPECT_EQ(read("k").absent_floor, 99U);
-}
-
-TEST_F(RocksDbIndexStoreTest, TheVersionFloorNeverGoesDown) {
-  EXPECT_EQ(run(store_->version_floor()).value(), 0U);
-  EXPECT_EQ(run(store_->raise_version_floor(100)).value(), 100U);
-  EXPECT_EQ(run(store_->raise_version_floor(50)).value(), 100U);
-  reopen();
-  EXPECT_EQ(run(store_->version_floor()).value(), 100U);
 }
 
 TEST_F(RocksDbIndexStoreTest, RecordsOnDiskAreReadWhenNotInMemory) {
