@@ -339,10 +339,10 @@ namespace {
 // first's: a write through the second that starts after the first's commit
 // lands after it.
 TEST(KeyProtocolSharedIndex, AWriteAfterAnothersCommitWinsWhateverTheMastersClocksSay) {
-  MemoryIndexStore store;
+  testing::MemoryIndexStore store;
   std::uint64_t now = kNow;
-  auto ahead_clock = run(VersionClock::open(store, [&] { return now + 60'000'000; })).value();
-  auto behind_clock = run(VersionClock::open(store, [&] { return now; })).value();
+  auto ahead_clock = testing::run(VersionClock::open(store, [&] { return now + 60'000'000; })).value();
+  auto behind_clock = testing::run(VersionClock::open(store, [&] { return now; })).value();
   ahead_clock->set_slot(VersionClock::Slot{0, 16});
   behind_clock->set_slot(VersionClock::Slot{1, 16});
   auto shared = settings();
@@ -350,22 +350,22 @@ TEST(KeyProtocolSharedIndex, AWriteAfterAnothersCommitWinsWhateverTheMastersCloc
   KeyProtocol ahead(store, *ahead_clock, shared, [&] { return now; });
   KeyProtocol behind(store, *behind_clock, shared, [&] { return now; });
 
-  const auto first = run(ahead.issue_version("k")).value();
-  ASSERT_EQ(*run(ahead.commit(call(first, 'a'))), CommitAnswer::kCommitted);
+  const auto first = testing::run(ahead.issue_version("k")).value();
+  ASSERT_EQ(*testing::run(ahead.commit(call(first, 'a'))), CommitAnswer::kCommitted);
   now += 1000;
-  const auto second = run(behind.issue_version("k")).value();
+  const auto second = testing::run(behind.issue_version("k")).value();
   EXPECT_GT(second, first);
   // The behind master takes the commit of its version, though it is above
   // anything its own clock would have issued by itself.
-  ASSERT_EQ(*run(behind.commit(call(second, 'b'))), CommitAnswer::kCommitted);
-  EXPECT_EQ(run(ahead.current("k")).value()->checksum, checksum_of('b'));
+  ASSERT_EQ(*testing::run(behind.commit(call(second, 'b'))), CommitAnswer::kCommitted);
+  EXPECT_EQ(testing::run(ahead.current("k")).value()->checksum, checksum_of('b'));
 
   // A delete through the behind master, then a write through the ahead one:
   // the tombstone is above the value, the write above the tombstone.
-  ASSERT_TRUE(run(behind.erase("k", "")).ok());
-  const auto third = run(ahead.issue_version("k")).value();
-  ASSERT_EQ(*run(ahead.commit(call(third, 'c'))), CommitAnswer::kCommitted);
-  EXPECT_EQ(run(behind.current("k")).value()->checksum, checksum_of('c'));
+  ASSERT_TRUE(testing::run(behind.erase("k", "")).ok());
+  const auto third = testing::run(ahead.issue_version("k")).value();
+  ASSERT_EQ(*testing::run(ahead.commit(call(third, 'c'))), CommitAnswer::kCommitted);
+  EXPECT_EQ(testing::run(behind.current("k")).value()->checksum, checksum_of('c'));
 }
 
 TEST(DecideRelocation, MovesTheValueAndQueuesTheDroppedCopiesRemovalAfterTheGrace) {
