@@ -71,7 +71,9 @@ inline constexpr std::size_t kMaxMutationEntries = 120;
 struct KeyMutation {
   std::string key;
   // When set, the whole mutation applies only if the key's record is still
-  // the one read (the compare of compare-and-put), and `record` replaces it
+  // the one read (the compare of compare-and-put: by value or by revision,
+  // so a record rewritten to the same value since may or may not count as
+  // changed; either is safe, a caller re-reads), and `record` replaces it
   // (nullopt: the record is erased). When unset the record is not touched.
   std::optional<RecordRead> expected;
   std::optional<IndexRecord> record;
