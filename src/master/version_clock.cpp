@@ -48,9 +48,12 @@ boost::asio::awaitable<void> VersionClock::raise_in_background(std::uint64_t tar
   raising_ = false;
 }
 
-void VersionClock::set_slot(std::optional<Slot> slot) {
+void VersionClock::set_slot(std::optional<Slot> slot, std::uint64_t above, Deadline until) {
   std::lock_guard lock(mutex_);
   slot_ = slot;
+  slot_until_ = until;
+  last_ = std::max(last_, above);
+  floor_ = std::max(floor_, above);
 }
 
 boost::asio::awaitable<Result<bool>> VersionClock::may_have_issued(std::uint64_t version) {
@@ -83,7 +86,8 @@ boost::asio::awaitable<Result<std::uint64_t>> VersionClock::next(std::uint64_t a
     bool has_slot = false;
     {
       std::lock_guard lock(mutex_);
-      has_slot = slot_.has_value();
+      has_slot = slot_.has_value() &&
+                 (slot_until_ == Deadline::max() || std::chrono::steady_clock::now() < slot_until_);
       version = has_slot ? in_slot(std::max({now_(), last_ + 1, above + 1}), *slot_) : 0;
       if (has_slot && version < floor_) {
         last_ = version;

@@ -22,6 +22,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -63,9 +64,18 @@ class VersionClock {
   // executor, which must outlive the clock's use.
   boost::asio::awaitable<Result<std::uint64_t>> next(std::uint64_t above = 0);
 
+  using Deadline = std::chrono::steady_clock::time_point;
+
   // Takes a slot (several masters: the one their coordination gave this
   // one), or gives it up (nullopt: next() fails until a slot is set).
-  void set_slot(std::optional<Slot> slot);
+  // Every version issued from then on is above `above`: the stored floor,
+  // read after the slot was claimed, is above every version an earlier
+  // holder of the slot issued. The slot is held until `until`: past it
+  // next() fails as without one, so a master that stalls past its lease
+  // issues nothing its successor in the slot might issue too, before its
+  // coordination has even noticed.
+  void set_slot(std::optional<Slot> slot, std::uint64_t above = 0,
+                Deadline until = Deadline::max());
 
   // Whether `version` may have been issued, by this clock or by another
   // master's on the same store: at or below the last this clock issued, or
@@ -91,6 +101,7 @@ class VersionClock {
   std::uint64_t floor_;
   bool raising_ = false;
   std::optional<Slot> slot_ = Slot{};
+  Deadline slot_until_ = Deadline::max();
 };
 
 }  // namespace kalavara
