@@ -28,4 +28,10 @@ class SoleMaster final : public Leadership {
   bool shared() const override { return false; }
 };
 
+// One SoleMaster for defaults: stateless, so shared freely.
+inline const Leadership& sole_master() {
+  static const SoleMaster instance;
+  return instance;
+}
+
 }  // namespace kalavara
