@@ -33,8 +33,8 @@ asio::awaitable<Status> remove_on_volume(PendingRemoval removal) {
 
 }  // namespace
 
-RemovalWorker::RemovalWorker(KeyProtocol& protocol, KeyLocks& locks)
-    : protocol_(protocol), locks_(locks) {}
+RemovalWorker::RemovalWorker(KeyProtocol& protocol, KeyLocks& locks, const Leadership& leadership)
+    : protocol_(protocol), locks_(locks), leadership_(leadership) {}
 
 asio::awaitable<RemovalWorker::Outcome> RemovalWorker::carry_out_for_key(
     std::vector<PendingRemoval> removals) {
@@ -171,7 +171,7 @@ asio::awaitable<void> RemovalWorker::remove_now(std::vector<PendingRemoval> remo
 }
 
 void RemovalWorker::volume_alive(const std::string& volume, const asio::any_io_executor& executor) {
-  if (stopped_) return;
+  if (stopped_ || !leadership_.leading()) return;
   std::shared_ptr<std::atomic<bool>> running;
   {
     std::lock_guard lock(mutex_);
@@ -186,7 +186,7 @@ void RemovalWorker::volume_alive(const std::string& volume, const asio::any_io_e
 asio::awaitable<void> RemovalWorker::apply_due(std::string volume,
                                                std::shared_ptr<std::atomic<bool>> running) {
   std::optional<PendingRemoval> after;
-  while (!stopped_) {
+  while (!stopped_ && leadership_.leading()) {
     auto due = co_await protocol_.due_removals(volume, kScanBatch, after);
     if (!due) {
       spdlog::warn("cannot read the removal queue of {}: {}", volume, due.error().message);
@@ -218,7 +218,7 @@ void RemovalWorker::stop() {
 
 asio::awaitable<void> RemovalWorker::collect_loop(std::chrono::milliseconds interval) {
   while (!stopped_) {
-    for (;;) {
+    while (leadership_.leading()) {
       auto collected = co_await protocol_.collect_tombstones(kCollectBatch);
       if (!collected) {
         spdlog::warn("tombstone collection failed: {}", collected.error().message);

@@ -3,7 +3,10 @@
 // collects tombstones whose removals are all confirmed. Every removal is
 // reported back to the protocol, which clears it from the durable queue;
 // one that fails stays queued and is tried again when its volume next
-// passes a health check. Thread-safe.
+// passes a health check. With several masters on one index, only the
+// leader (master/leadership.hpp) retries queued removals and collects
+// tombstones; every master carries out its own deletes' removals at once.
+// Thread-safe.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -21,14 +24,16 @@
 
 #include "master/key_locks.hpp"
 #include "master/key_protocol.hpp"
+#include "master/leadership.hpp"
 #include "master/volume_health.hpp"
 
 namespace kalavara {
 
 class RemovalWorker {
  public:
-  // `protocol` and `locks` must outlive the worker.
-  RemovalWorker(KeyProtocol& protocol, KeyLocks& locks);
+  // `protocol`, `locks` and `leadership` must outlive the worker.
+  RemovalWorker(KeyProtocol& protocol, KeyLocks& locks,
+                const Leadership& leadership = sole_master());
 
   // Carries out a delete's `removals` (of one key, up to its tombstone's
   // version) now, in parallel, on the volumes that `health` reports up.
@@ -41,10 +46,12 @@ class RemovalWorker {
                                           std::vector<std::string> marker_candidates);
 
   // Called when `volume` passed a health check: carries out its due
-  // removals in the background on `executor`, one run per volume at a time.
+  // removals in the background on `executor`, one run per volume at a time,
+  // while this master leads.
   void volume_alive(const std::string& volume, const boost::asio::any_io_executor& executor);
 
-  // Collects due tombstones every `interval`, on `executor`, until stop().
+  // Collects due tombstones every `interval` while this master leads, on
+  // `executor`, until stop().
   void start(const boost::asio::any_io_executor& executor,
              std::chrono::milliseconds interval = std::chrono::seconds(1));
   void stop();
@@ -72,6 +79,7 @@ class RemovalWorker {
 
   KeyProtocol& protocol_;
   KeyLocks& locks_;
+  const Leadership& leadership_;
   std::atomic<bool> stopped_{false};
   std::atomic<std::uint64_t> removed_{0};
   std::atomic<std::uint64_t> failed_{0};
