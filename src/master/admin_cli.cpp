@@ -143,17 +143,19 @@ asio::awaitable<int> follow(JobKind kind, BaseUrl master, std::string target) {
     const double rate = elapsed > 0 ? static_cast<double>(found->done_items) / elapsed : 0;
     if (terminal) {
       std::fprintf(stderr, "\r%s\033[K", progress_line(*found, rate, true).c_str());
-    } else if (Clock::now() - last_line >= kPlainLineInterval || found->state != "running") {
+    } else if (Clock::now() - last_line >= kPlainLineInterval || found->finished != 0) {
       std::fprintf(stderr, "%s %s\n", id.c_str(), progress_line(*found, rate, false).c_str());
       last_line = Clock::now();
     }
-    if (found->state != "running") {
-      if (terminal) std::fprintf(stderr, "\n");
-      print_summary(*found);
-      co_return found->state == "done" ? 0 : 1;
+    // "queued" (several masters: until the leading one takes it) or "running".
+    if (found->state != "done" && found->state != "failed") {
+      timer.expires_after(kPollInterval);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
     }
-    timer.expires_after(kPollInterval);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (terminal) std::fprintf(stderr, "\n");
+    print_summary(*found);
+    co_return found->state == "done" ? 0 : 1;
   }
 }
 

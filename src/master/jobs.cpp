@@ -26,6 +26,13 @@ constexpr std::size_t kScanBatch = 256;
 constexpr std::size_t kCountBatch = 4096;
 constexpr std::size_t kBlobBatch = 1000;
 constexpr auto kSaveInterval = std::chrono::seconds(2);
+// Several masters: how often each reads the stored jobs (and the leader
+// takes queued ones).
+constexpr auto kFollowInterval = std::chrono::seconds(1);
+constexpr std::string_view kMasterStopped =
+    "the master stopped while the job ran; run it again to resume";
+constexpr std::string_view kLeadershipLost =
+    "this master stopped leading the background work; run the job again to resume";
 // Passes a retire job makes over the index: a write whose upload began
 // before the volume started draining may still name it once.
 constexpr int kRetirePasses = 3;
@@ -152,14 +159,15 @@ struct JobRunner::Running {
 
 JobRunner::JobRunner(IndexStore& store, KeyProtocol& protocol, Maintenance& maintenance,
                      VolumeRegistry& registry, const VolumeHealth& health, RemovalWorker& removals,
-                     Settings settings)
+                     Settings settings, const Leadership& leadership)
     : store_(store),
       protocol_(protocol),
       maintenance_(maintenance),
       registry_(registry),
       health_(health),
       removals_(removals),
-      settings_(settings) {}
+      settings_(settings),
+      leadership_(leadership) {}
 
 asio::awaitable<Status> JobRunner::load() {
   auto stored = co_await store_.jobs();
@@ -170,15 +178,10 @@ asio::awaitable<Status> JobRunner::load() {
       spdlog::warn("ignoring a stored job that does not parse: {}", job.error().message);
       continue;
     }
-    if (job->state == "running") {
-      job->state = "failed";
-      job->finished = now_seconds();
-      if (job->errors.size() < kMaxJobErrors) {
-        job->errors.push_back("the master stopped while the job ran; run it again to resume");
-      }
-      if (auto saved = co_await store_.put_job(job->id, job_json(*job)); !saved) {
-        co_return saved;
-      }
+    // Several masters: the job may run on another one; the leader fails
+    // those whose master is gone when it takes over (adopt_orphans).
+    if (job->state == "running" && !leadership_.shared()) {
+      if (auto saved = co_await fail_stored(*job, kMasterStopped); !saved) co_return saved;
     }
     std::lock_guard lock(mutex_);
     jobs_[job->id] = std::move(job).value();
@@ -186,8 +189,27 @@ asio::awaitable<Status> JobRunner::load() {
   co_return Status{};
 }
 
+asio::awaitable<Status> JobRunner::fail_stored(JobStatus& job, std::string_view why) {
+  job.state = "failed";
+  job.finished = now_seconds();
+  if (job.errors.size() < kMaxJobErrors) job.errors.emplace_back(why);
+  co_return co_await store_.put_job(job.id, job_json(job));
+}
+
+std::optional<Error> JobRunner::interruption() const {
+  if (stopped_) return Error{Errc::kUnavailable, "the master is stopping"};
+  if (!leadership_.leading()) {
+    return Error{Errc::kUnavailable, std::string(kLeadershipLost)};
+  }
+  return std::nullopt;
+}
+
 void JobRunner::start(const asio::any_io_executor& executor) {
   executor_ = executor;
+  if (leadership_.shared()) {
+    follow_timer_.emplace(executor);
+    asio::co_spawn(executor, follow_store(), log_if_thrown("following the stored jobs"));
+  }
   if (settings_.repair_interval.count() > 0) {
     schedule_timer_.emplace(executor);
     asio::co_spawn(executor, schedule_repairs(), log_if_thrown("the repair schedule"));
@@ -196,8 +218,8 @@ void JobRunner::start(const asio::any_io_executor& executor) {
 
 void JobRunner::stop() {
   stopped_ = true;
-  if (schedule_timer_) {
-    asio::post(schedule_timer_->get_executor(), [this] { schedule_timer_->cancel(); });
+  for (auto* timer : {&schedule_timer_, &follow_timer_}) {
+    if (*timer) asio::post((*timer)->get_executor(), [timer] { (*timer)->cancel(); });
   }
 }
 
@@ -213,17 +235,29 @@ asio::awaitable<Result<std::string>> JobRunner::launch(JobKind kind, std::string
   auto job = std::make_shared<Running>();
   job->kind = kind;
   job->id = new_job_id(kind);
+  if (leadership_.shared()) {
+    // Whichever master is asked, the leading one runs it: this one stores
+    // it as queued, and the leader takes it from the store.
+    if (auto status = co_await refresh(); !status) co_return status.error();
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, status] : jobs_) {
+      if (status.kind == job_kind_name(kind) && status.finished == 0) {
+        co_return Error{Errc::kConflict, "a " + std::string(job_kind_name(kind)) + " job is " +
+                                             status.state + ": " + id};
+      }
+    }
+  }
   {
     std::lock_guard lock(mutex_);
     if (const auto running = running_.find(kind); running != running_.end()) {
       co_return Error{Errc::kConflict, "a " + std::string(job_kind_name(kind)) +
                                            " job is running: " + running->second->id};
     }
-    running_[kind] = job;
+    if (!leadership_.shared()) running_[kind] = job;
   }
   const auto release = [&] {
     std::lock_guard lock(mutex_);
-    running_.erase(kind);
+    if (!leadership_.shared()) running_.erase(kind);
   };
   if (kind == JobKind::kRetire) {
     const auto volumes = registry_.snapshot();
@@ -250,11 +284,106 @@ asio::awaitable<Result<std::string>> JobRunner::launch(JobKind kind, std::string
     status.kind = job_kind_name(kind);
     status.target = target;
     status.started = now_seconds();
+    if (leadership_.shared()) status.state = "queued";
+  }
+  if (leadership_.shared()) {
+    std::string state;
+    {
+      std::lock_guard lock(mutex_);
+      state = job_json(jobs_[job->id]);
+    }
+    if (auto saved = co_await store_.put_job(job->id, state); !saved) {
+      std::lock_guard lock(mutex_);
+      jobs_.erase(job->id);
+      co_return saved.error();
+    }
+    spdlog::info("job {} queued for the leading master", job->id);
+    co_return job->id;
+  }
+  co_await begin(job);
+  co_return job->id;
+}
+
+asio::awaitable<void> JobRunner::begin(std::shared_ptr<Running> job) {
+  {
+    std::lock_guard lock(mutex_);
+    auto& status = jobs_[job->id];
+    status.state = "running";
+    status.started = now_seconds();
   }
   co_await save(*job, true);
   spdlog::info("job {} started", job->id);
   asio::co_spawn(*executor_, run(job), log_if_thrown("a maintenance job"));
-  co_return job->id;
+}
+
+asio::awaitable<Status> JobRunner::refresh() {
+  auto stored = co_await store_.jobs();
+  if (!stored) co_return stored.error();
+  std::lock_guard lock(mutex_);
+  for (const auto& text : *stored) {
+    auto job = parse_job(text);
+    if (!job) continue;
+    // This master's own running jobs are newer here than in the store.
+    const bool ours = std::any_of(running_.begin(), running_.end(),
+                                  [&](const auto& entry) { return entry.second->id == job->id; });
+    if (!ours) jobs_[job->id] = std::move(job).value();
+  }
+  co_return Status{};
+}
+
+asio::awaitable<void> JobRunner::follow_store() {
+  bool was_leading = false;
+  while (!stopped_) {
+    if (auto status = co_await refresh(); !status) {
+      spdlog::debug("cannot read the stored jobs: {}", status.error().message);
+    } else if (leadership_.leading()) {
+      if (!was_leading) co_await adopt_orphans();
+      was_leading = true;
+      co_await take_queued();
+    }
+    if (!leadership_.leading()) was_leading = false;
+    follow_timer_->expires_after(kFollowInterval);
+    co_await follow_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<void> JobRunner::adopt_orphans() {
+  // Jobs stored as running that this master does not run: their master
+  // stopped, or lost the leadership (and stops them itself at its next step).
+  std::vector<JobStatus> orphans;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, status] : jobs_) {
+      const bool ours = std::any_of(running_.begin(), running_.end(),
+                                    [&](const auto& entry) { return entry.second->id == id; });
+      if (status.state == "running" && !ours) orphans.push_back(status);
+    }
+  }
+  for (auto& job : orphans) {
+    spdlog::warn("job {} was running on a master that stopped leading: marked failed", job.id);
+    if (auto saved = co_await fail_stored(job, kMasterStopped); saved) {
+      std::lock_guard lock(mutex_);
+      jobs_[job.id] = job;
+    }
+  }
+}
+
+asio::awaitable<void> JobRunner::take_queued() {
+  std::vector<std::shared_ptr<Running>> taken;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, status] : jobs_) {  // by id: oldest first
+      if (status.state != "queued") continue;
+      const auto kind = parse_job_kind(status.kind);
+      if (!kind || running_.count(*kind) != 0) continue;
+      auto job = std::make_shared<Running>();
+      job->kind = *kind;
+      job->id = id;
+      running_[*kind] = job;
+      taken.push_back(std::move(job));
+    }
+  }
+  for (auto& job : taken) co_await begin(std::move(job));
 }
 
 void JobRunner::account(Running& job, const Maintenance::Outcome& outcome, std::string_view what) {
@@ -342,7 +471,7 @@ asio::awaitable<Status> JobRunner::run_over_keys(Running& job) {
     jobs_[job.id].total_items = total;
   }
   for (std::string after;;) {
-    if (stopped_) co_return Error{Errc::kUnavailable, "the master is stopping"};
+    if (auto why = interruption()) co_return *why;
     auto batch = co_await protocol_.scan(after, kScanBatch);
     if (!batch) co_return batch.error();
     if (batch->empty()) break;
@@ -414,7 +543,7 @@ asio::awaitable<Status> JobRunner::run_scrub(Running& job) {
     auto url = parse_base_url(volume);
     if (!url) continue;
     for (std::string after;;) {
-      if (stopped_) co_return Error{Errc::kUnavailable, "the master is stopping"};
+      if (auto why = interruption()) co_return *why;
       auto page = co_await internal::list_blobs(*url, after, kBlobBatch);
       if (!page) {
         account(job, {Kind::kFailed, 0, page.error().message}, "listing " + volume);
@@ -458,7 +587,7 @@ asio::awaitable<Status> JobRunner::run_retire(Running& job) {
     remaining = 0;
     std::uint64_t named = 0;
     for (std::string after;;) {
-      if (stopped_) co_return Error{Errc::kUnavailable, "the master is stopping"};
+      if (auto why = interruption()) co_return *why;
       auto batch = co_await protocol_.scan(after, kScanBatch);
       if (!batch) co_return batch.error();
       if (batch->empty()) break;
@@ -532,6 +661,7 @@ asio::awaitable<void> JobRunner::schedule_repairs() {
     schedule_timer_->expires_after(settings_.repair_interval);
     co_await schedule_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
     if (stopped_) break;
+    if (!leadership_.leading()) continue;  // the leader's schedule starts them
     auto started = co_await launch(JobKind::kRepair);
     if (!started && started.error().code != Errc::kConflict) {
       spdlog::warn("scheduled repair not started: {}", started.error().message);

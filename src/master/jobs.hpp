@@ -5,10 +5,13 @@
 // next start. Every job is safe to run again: each step it takes is
 // re-decided from what the index and the volumes hold at that moment.
 //
-// With several masters on one index, exactly one must run a job: starting
-// one will then claim the kind with a compare-and-put on the stored state
-// (the scale-out issue); with the one master there is today, the runner's
-// own bookkeeping is that claim.
+// With several masters on one index (master/leadership.hpp), exactly one
+// runs jobs: the leader. A job launched through any master is stored as
+// "queued"; every master reads the stored jobs each second (so each lists
+// them all), and the leader takes the queued ones, oldest first, one per
+// kind at a time. A job stops at its next step when its master stops
+// leading, and a new leader marks the jobs stored as running that it does
+// not run itself failed.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -27,6 +30,7 @@
 #include "common/metrics.hpp"
 #include "master/index_store.hpp"
 #include "master/key_protocol.hpp"
+#include "master/leadership.hpp"
 #include "master/maintenance.hpp"
 #include "master/removal_worker.hpp"
 #include "master/volume_health.hpp"
@@ -42,7 +46,7 @@ std::optional<JobKind> parse_job_kind(std::string_view name);
 struct JobStatus {
   std::string id;
   std::string kind;
-  std::string state = "running";    // "running", "done" or "failed"
+  std::string state = "running";    // "queued" (several masters), "running", "done" or "failed"
   std::string target;               // the volume a remove-volume job retires
   std::uint64_t done_items = 0;     // keys (or files, for a scrub) looked at
   std::uint64_t total_items = 0;    // how many there are (counted at the start)
@@ -78,10 +82,10 @@ class JobRunner {
   // Everything given must outlive the runner.
   JobRunner(IndexStore& store, KeyProtocol& protocol, Maintenance& maintenance,
             VolumeRegistry& registry, const VolumeHealth& health, RemovalWorker& removals,
-            Settings settings);
+            Settings settings, const Leadership& leadership = sole_master());
 
-  // Loads the stored jobs; one stored as running is marked failed (its master
-  // stopped while it ran). Fails when the store fails.
+  // Loads the stored jobs; a master alone marks one stored as running
+  // failed (it stopped while the job ran). Fails when the store fails.
   boost::asio::awaitable<Status> load();
 
   // Runs started jobs (and the repair schedule) on `executor` until stop().
@@ -89,12 +93,14 @@ class JobRunner {
   void stop();
 
   // Starts a job of `kind` (`target`: the volume to retire) and returns its
-  // id. Fails with kConflict while a job of that kind runs, kNotFound when
+  // id; several masters: queues it for the leader. Fails with kConflict
+  // while a job of that kind runs (or is queued), kNotFound when
   // retiring a volume that is not registered, kBadInput for a volume that
   // is the last one new writes may go to.
   boost::asio::awaitable<Result<std::string>> launch(JobKind kind, std::string target = {});
 
-  // Every job known, newest first.
+  // Every job known, newest first (several masters: as stored at most a
+  // second ago, and this master's own jobs as they are now).
   std::vector<JobStatus> list() const;
 
   // Writes kalavara_master_job_*: for the newest job of each kind, whether
@@ -108,6 +114,18 @@ class JobRunner {
   boost::asio::awaitable<Status> run_scrub(Running& job);
   boost::asio::awaitable<Status> run_retire(Running& job);
   boost::asio::awaitable<void> schedule_repairs();
+  // Marks `job` running, stores it, and runs it in the background.
+  boost::asio::awaitable<void> begin(std::shared_ptr<Running> job);
+  // Stores `job` as failed for `why`.
+  boost::asio::awaitable<Status> fail_stored(JobStatus& job, std::string_view why);
+  // Why a running job must stop now, if it must.
+  std::optional<Error> interruption() const;
+  // Several masters: reads the stored jobs into jobs_ (all but the ones
+  // this master runs).
+  boost::asio::awaitable<Status> refresh();
+  boost::asio::awaitable<void> follow_store();
+  boost::asio::awaitable<void> adopt_orphans();
+  boost::asio::awaitable<void> take_queued();
   // Records an item's outcome in the job's progress.
   void account(Running& job, const Maintenance::Outcome& outcome, std::string_view what);
   boost::asio::awaitable<void> save(Running& job, bool force);
@@ -119,8 +137,10 @@ class JobRunner {
   const VolumeHealth& health_;
   RemovalWorker& removals_;
   const Settings settings_;
+  const Leadership& leadership_;
   std::optional<boost::asio::any_io_executor> executor_;
   std::optional<boost::asio::steady_timer> schedule_timer_;
+  std::optional<boost::asio::steady_timer> follow_timer_;
   std::atomic<bool> stopped_{false};
   mutable std::mutex mutex_;
   std::map<std::string, JobStatus> jobs_;                // by id
