@@ -29,11 +29,8 @@ void AdminService::add_routes(http::Router& router, http::Access access) {
   }
   router.add("/admin/jobs", Match::kExact, {Verb::get},
              http::guarded(access, [this](http::Exchange& exchange) { return list(exchange); }));
-  if (backups_ != nullptr) {
-    router.add(
-        "/admin/backup", Match::kExact, {Verb::post},
-        http::guarded(access, [this](http::Exchange& exchange) { return backup(exchange); }));
-  }
+  router.add("/admin/backup", Match::kExact, {Verb::post},
+             http::guarded(access, [this](http::Exchange& exchange) { return backup(exchange); }));
 }
 
 AdminService::Answer AdminService::start(http::Exchange& exchange, JobKind kind) {
@@ -59,6 +56,12 @@ AdminService::Answer AdminService::list(http::Exchange&) {
 }
 
 AdminService::Answer AdminService::backup(http::Exchange&) {
+  if (backups_ == nullptr) {
+    co_return http::error_response(
+        {Errc::kConflict,
+         "this master's index is in etcd: back it up with etcdctl snapshot save "
+         "(docs/scaling.md)"});
+  }
   auto report = co_await backups_->write();
   if (!report) co_return http::error_response(report.error());
   co_return http::json_response(backup_report_json(*report));

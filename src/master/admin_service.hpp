@@ -26,7 +26,8 @@ namespace kalavara {
 class AdminService {
  public:
   // `jobs`, and `backups` when given, must outlive the service; without
-  // `backups` POST /admin/backup is not routed.
+  // `backups` (an index in etcd) POST /admin/backup answers 409 with how to
+  // back that index up instead.
   explicit AdminService(JobRunner& jobs, Backups* backups = nullptr);
 
   // Adds the endpoints above to `router`, each behind `access`

@@ -77,7 +77,7 @@ struct KeyMutation {
   // (nullopt: the record is erased). When unset the record is not touched.
   std::optional<RecordRead> expected;
   std::optional<IndexRecord> record;
-  std::vector<PendingRemoval> queue;    // removals to queue
+  std::vector<PendingRemoval> queue;  // removals to queue
   // Each removed if it is still queued at this up_to or below (the removal
   // done covers those); one queued again higher since stays.
   std::vector<PendingRemoval> cleared;

@@ -2,6 +2,8 @@
 // rebuild (the rebuild subcommand).
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "common/blocking.hpp"
@@ -11,12 +13,15 @@
 #include "common/limit_flags.hpp"
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
+#include "common/periodic.hpp"
 #include "common/probes.hpp"
 #include "common/security_flags.hpp"
 #include "common/server_runtime.hpp"
 #include "master/admin_cli.hpp"
 #include "master/admin_service.hpp"
 #include "master/backup.hpp"
+#include "master/etcd_coordination.hpp"
+#include "master/etcd_index_store.hpp"
 #include "master/jobs.hpp"
 #include "master/key_protocol.hpp"
 #include "master/maintenance.hpp"
@@ -31,6 +36,8 @@ int main(int argc, char** argv) {
   CLI::App app{"kalavara-master: keeps the key -> volume index and redirects clients"};
   std::uint16_t port = 6000;
   std::string data_dir;
+  std::vector<std::string> etcd_endpoints;
+  std::string etcd_prefix = "kalavara/";
   std::vector<std::string> volume_flags;
   unsigned threads = default_thread_count();
   std::string bind = "0.0.0.0";
@@ -50,7 +57,16 @@ int main(int argc, char** argv) {
   std::string backup_dir;
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   // Required to serve; not when a subcommand runs instead (checked below).
-  app.add_option("-d,--data-dir", data_dir, "folder of the index (RocksDB); required to serve");
+  app.add_option("-d,--data-dir", data_dir,
+                 "folder of the index (RocksDB); this or --etcd is required");
+  app.add_option("--etcd", etcd_endpoints,
+                 "client URLs of etcd's members, e.g. http://10.0.0.1:2379: the index lives "
+                 "there instead of -d, shared by every master given the same --etcd and "
+                 "--etcd-prefix")
+      ->delimiter(',');
+  app.add_option("--etcd-prefix", etcd_prefix,
+                 "where in etcd's key space the index lives (with --etcd)")
+      ->capture_default_str();
   app.add_option("-v,--volumes", volume_flags, "volume base URLs, e.g. http://127.0.0.1:6001");
   app.add_option("-t,--threads", threads, "worker threads")->capture_default_str();
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
@@ -219,9 +235,21 @@ int main(int argc, char** argv) {
     }
     return rebuild_exit_code(*summary);
   }
-  if (data_dir.empty()) {
-    std::fprintf(stderr, "--data-dir is required\nRun with --help for more information.\n");
+  if (data_dir.empty() == etcd_endpoints.empty()) {
+    std::fprintf(stderr,
+                 "one of --data-dir and --etcd is required\nRun with --help for more "
+                 "information.\n");
     return kUsageExit;
+  }
+  EtcdStoreSettings etcd_settings;
+  etcd_settings.prefix = etcd_prefix;
+  for (const auto& text : etcd_endpoints) {
+    auto url = parse_base_url(text);
+    if (!url) {
+      spdlog::critical("--etcd {}: {}", text, url.error().message);
+      return kUsageExit;
+    }
+    etcd_settings.client.endpoints.push_back(*url);
   }
   std::vector<BaseUrl> volumes;
   for (const auto& text : volume_flags) {
@@ -267,36 +295,69 @@ int main(int argc, char** argv) {
   // Synced index writes wait on the blocking pool, not on an io thread;
   // concurrent ones are group-committed by RocksDB.
   ServerRuntime runtime(threads, 8);
-  auto store = RocksDbIndexStore::open(data_dir, cache_mib * 1024 * 1024, runtime.blocking());
-  if (!store) {
-    spdlog::critical("{}", store.error().message);
-    return 1;
+  const bool shared_index = !etcd_endpoints.empty();
+  std::unique_ptr<RocksDbIndexStore> rocksdb;
+  std::unique_ptr<EtcdIndexStore> etcd_store;
+  if (shared_index) {
+    auto opened = run_to_completion(runtime.io(), EtcdIndexStore::open(std::move(etcd_settings)));
+    if (!opened) {
+      spdlog::critical("{}", opened.error().message);
+      return 1;
+    }
+    etcd_store = std::move(opened).value();
+  } else {
+    auto opened = RocksDbIndexStore::open(data_dir, cache_mib * 1024 * 1024, runtime.blocking());
+    if (!opened) {
+      spdlog::critical("{}", opened.error().message);
+      return 1;
+    }
+    rocksdb = std::move(opened).value();
+    // Before the clock opens: a restored backup's floor is moved past what
+    // the old master may have issued since.
+    auto restored = run_to_completion(
+        runtime.io(), adopt_restored_backup(*rocksdb, data_dir, wall_clock_micros()));
+    if (!restored) {
+      spdlog::critical("{}", restored.error().message);
+      return 1;
+    }
+    if (*restored) {
+      spdlog::warn(
+          "kalavara-master: {} is a restored backup (taken {}): writes and deletes made after "
+          "it are not in the index; version floor moved ahead (see docs/operations.md)",
+          data_dir, restored->value().empty() ? "at an unknown time" : restored->value());
+    }
   }
-  // Before the clock opens: a restored backup's floor is moved past what
-  // the old master may have issued since.
-  auto restored = run_to_completion(runtime.io(),
-                                    adopt_restored_backup(**store, data_dir, wall_clock_micros()));
-  if (!restored) {
-    spdlog::critical("{}", restored.error().message);
-    return 1;
-  }
-  if (*restored) {
-    spdlog::warn(
-        "kalavara-master: {} is a restored backup (taken {}): writes and deletes made after it "
-        "are not in the index; version floor moved ahead (see docs/operations.md)",
-        data_dir, restored->value().empty() ? "at an unknown time" : restored->value());
-  }
-  auto clock = run_to_completion(runtime.io(), VersionClock::open(**store));
+  IndexStore& store = shared_index ? static_cast<IndexStore&>(*etcd_store) : *rocksdb;
+  auto clock = run_to_completion(runtime.io(), VersionClock::open(store));
   if (!clock) {
     spdlog::critical("{}", clock.error().message);
     return 1;
   }
+  // Several masters: each holds a version slot and one leads the background
+  // work, both under an etcd lease.
+  std::optional<EtcdCoordination> coordination;
+  if (shared_index) {
+    CoordinationSettings coordinated;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    coordinated.identity = options.advertise_url
+                               ? options.advertise_url->text
+                               : fmt::format("{} pid {}", host, static_cast<long>(::getpid()));
+    coordination.emplace(etcd_store->client(), etcd_store->prefix(), store, **clock, coordinated);
+    if (auto joined = run_to_completion(runtime.io(), coordination->join()); !joined) {
+      spdlog::critical("kalavara-master: {}", joined.error().message);
+      return 1;
+    }
+  }
+  const Leadership& leadership =
+      coordination ? static_cast<const Leadership&>(*coordination) : sole_master();
   ProtocolSettings settings;
   settings.old_version_grace = std::chrono::seconds(old_version_grace);
   settings.max_upload_time = std::chrono::seconds(max_upload_time);
-  KeyProtocol protocol(**store, **clock, settings);
+  settings.shared_index = shared_index;
+  KeyProtocol protocol(store, **clock, settings);
 
-  VolumeRegistry registry(**store);
+  VolumeRegistry registry(store);
   if (auto status = run_to_completion(runtime.io(), registry.load()); !status) {
     spdlog::critical("{}", status.error().message);
     return 1;
@@ -313,7 +374,7 @@ int main(int argc, char** argv) {
   }
 
   KeyLocks locks;
-  RemovalWorker removals(protocol, locks);
+  RemovalWorker removals(protocol, locks, leadership);
   VolumeHealth health(
       runtime.io(), {}, [&registry] { return registry.snapshot()->all; },
       [&removals, &runtime](const std::string& url) {
@@ -323,21 +384,28 @@ int main(int argc, char** argv) {
 
   Maintenance maintenance(protocol, registry, health, locks,
                           {replicas, std::chrono::seconds(orphan_min_age)});
-  JobRunner jobs(**store, protocol, maintenance, registry, health, removals,
-                 {maintenance_concurrency, std::chrono::seconds(repair_interval)});
+  JobRunner jobs(store, protocol, maintenance, registry, health, removals,
+                 {maintenance_concurrency, std::chrono::seconds(repair_interval)}, leadership);
   if (auto status = run_to_completion(runtime.io(), jobs.load()); !status) {
     spdlog::critical("{}", status.error().message);
     return 1;
   }
-  Backups backups(**store, runtime.blocking(), backup_dir);
-  AdminService admin(jobs, &backups);
+  // An index in etcd is backed up with etcd's own tools (docs/scaling.md).
+  std::optional<Backups> backups;
+  if (rocksdb) backups.emplace(*rocksdb, runtime.blocking(), backup_dir);
+  AdminService admin(jobs, backups ? &*backups : nullptr);
 
   Lifecycle lifecycle;
   metrics::Registry registry_metrics;
   metrics::add_process_collector(registry_metrics, "master");
   registry_metrics.add([&service](metrics::Writer& out) { service.collect(out); });
   registry_metrics.add([&jobs](metrics::Writer& out) { jobs.collect(out); });
-  registry_metrics.add([&store](metrics::Writer& out) { (*store)->collect_metrics(out); });
+  if (rocksdb) {
+    registry_metrics.add([&rocksdb](metrics::Writer& out) { rocksdb->collect_metrics(out); });
+  } else {
+    registry_metrics.add([&etcd_store](metrics::Writer& out) { etcd_store->collect_metrics(out); });
+    registry_metrics.add([&coordination](metrics::Writer& out) { coordination->collect(out); });
+  }
 
   http::Router router;
   service.add_routes(router);
@@ -346,13 +414,29 @@ int main(int argc, char** argv) {
     co_return service.readiness();
   });
   add_metrics_route(router, registry_metrics, runtime.blocking());
+  // Several masters: volumes registered, drained or retired through
+  // another one are seen here within a refresh.
+  Periodic volume_refresh(
+      runtime.io().get_executor(), std::chrono::seconds(2),
+      [&registry]() -> boost::asio::awaitable<void> {
+        if (auto status = co_await registry.load(); !status) {
+          spdlog::debug("cannot re-read the registered volumes: {}", status.error().message);
+        }
+      },
+      "re-reading the registered volumes");
+  if (coordination) {
+    coordination->start(runtime.io().get_executor());
+    volume_refresh.start();
+  }
   health.start();
   removals.start(runtime.io().get_executor());
   jobs.start(runtime.io().get_executor());
-  runtime.on_stop([&health, &removals, &jobs] {
+  runtime.on_stop([&health, &removals, &jobs, &coordination, &volume_refresh] {
     health.stop();
     removals.stop();
     jobs.stop();
+    volume_refresh.stop();
+    if (coordination) coordination->stop();
   });
   allow_connections(limits.max_connections);
   ServeSettings serve;
@@ -360,8 +444,9 @@ int main(int argc, char** argv) {
   serve.port = port;
   serve.limits = limits.server_limits();
   serve.name = "kalavara-master";
-  serve.details = fmt::format(" with {} volume(s), {} replica(s), {} thread(s)",
-                              registry.snapshot()->all.size(), replicas, threads);
+  serve.details = fmt::format(" with {} volume(s), {} replica(s), {} thread(s), index {}",
+                              registry.snapshot()->all.size(), replicas, threads,
+                              shared_index ? "in etcd" : data_dir);
   serve.registry = &registry_metrics;
   serve.lifecycle = &lifecycle;
   serve.access_log = logs.access_log;
