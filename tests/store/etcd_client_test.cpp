@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/blocking.hpp"
+#include "store/etcd_test_dir.hpp"
 #include "support/etcd_cluster.hpp"
 #include "support/loopback.hpp"
 
@@ -32,22 +33,8 @@ using etcd::Compare;
 using etcd::Op;
 using test::EtcdCluster;
 
-fs::path fresh_temp_dir(const std::string& tag) {
-  static int counter = 0;
-  return fs::temp_directory_path() /
-         ("kalavara-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
-          "-" + std::to_string(std::random_device{}()));
-}
-
-std::vector<BaseUrl> endpoints_of(const std::vector<std::string>& urls) {
-  std::vector<BaseUrl> endpoints;
-  for (const auto& url : urls) {
-    auto parsed = parse_base_url(url);
-    EXPECT_TRUE(parsed.ok()) << url;
-    if (parsed.ok()) endpoints.push_back(std::move(parsed).value());
-  }
-  return endpoints;
-}
+using testing::ClusterDir;
+using testing::endpoints_of;
 
 std::string random_bytes(std::size_t n) {
   std::mt19937_64 random(n);
@@ -55,28 +42,6 @@ std::string random_bytes(std::size_t n) {
   for (auto& c : bytes) c = static_cast<char>(random());
   return bytes;
 }
-
-// A cluster for one test or suite, its folder removed with it unless a test
-// failed (then its logs are kept and named).
-struct ClusterDir {
-  fs::path dir = fresh_temp_dir("etcd-client");
-  std::optional<EtcdCluster> cluster;
-  std::string error;
-
-  bool start(int members) {
-    cluster = EtcdCluster::start(dir, members, &error);
-    return cluster.has_value();
-  }
-  void release(bool failed) {
-    cluster.reset();
-    std::error_code ec;
-    if (failed) {
-      std::cerr << "[etcd] logs of the failed test are kept in " << dir << "\n";
-    } else {
-      fs::remove_all(dir, ec);
-    }
-  }
-};
 
 // Runs awaitables on one io_context, which outlives the client and its
 // kept-alive connections.

@@ -306,7 +306,10 @@ TEST_P(IndexStoreConformanceTest, AMutationWithManyQueueEntriesAppliesWhole) {
   EXPECT_TRUE(*applied);
   EXPECT_EQ(read("k").record, committed(7));
   EXPECT_EQ(due_collections(kForever, 1000).size(), static_cast<std::size_t>(kEntries));
-  EXPECT_EQ(due_removals("http://v" + std::to_string(kEntries - 1) + ":1", kForever, 10, std::nullopt).size(), 1U);
+  EXPECT_EQ(
+      due_removals("http://v" + std::to_string(kEntries - 1) + ":1", kForever, 10, std::nullopt)
+          .size(),
+      1U);
 }
 
 TEST_P(IndexStoreConformanceTest, AClearCoversARemovalQueuedLowerButNotOneQueuedHigher) {

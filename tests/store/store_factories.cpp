@@ -14,19 +14,13 @@
 #include "common/url.hpp"
 #include "master/etcd_index_store.hpp"
 #include "master/rocksdb_index_store.hpp"
+#include "store/etcd_test_dir.hpp"
 #include "support/etcd_cluster.hpp"
 
 namespace kalavara::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path fresh_temp_dir(const std::string& tag) {
-  static int counter = 0;
-  return fs::temp_directory_path() /
-         ("kalavara-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
-          "-" + std::to_string(std::random_device{}()));
-}
 
 bool current_test_failed() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
