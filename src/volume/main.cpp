@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   std::uint16_t port = 7000;
   std::string data_dir;
   unsigned threads = default_thread_count();
-  std::string master_flag;
+  std::vector<std::string> master_flags;
   std::string base_url_flag;
   std::string bind = "0.0.0.0";
   std::string log_level = "info";
@@ -31,7 +31,10 @@ int main(int argc, char** argv) {
   app.add_option("-p,--port", port, "port to listen on (0: any free port)")->capture_default_str();
   app.add_option("-d,--data-dir", data_dir, "folder the values are stored in")->required();
   app.add_option("-t,--threads", threads, "worker threads")->capture_default_str();
-  app.add_option("-m,--master", master_flag, "master to register with and commit to (needs -b)");
+  app.add_option("-m,--master", master_flags,
+                 "masters to register with and commit to (needs -b); several only when they "
+                 "share an index in etcd")
+      ->delimiter(',');
   app.add_option("-b,--base-url", base_url_flag, "this volume's URL as the master should use it");
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
   app.add_option("--min-free-bytes", min_free_bytes,
@@ -50,21 +53,27 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", status.error().message.c_str());
     return kUsageExit;
   }
-  if (!master_flag.empty() && base_url_flag.empty()) {
+  if (!master_flags.empty() && base_url_flag.empty()) {
     spdlog::critical(
         "-m/--master needs -b/--base-url: the URL the master should use for this volume");
     return kUsageExit;
   }
   VolumeOptions options;
-  for (auto [flag, text, target] : {std::tuple{"-m", &master_flag, &options.master},
-                                    std::tuple{"-b", &base_url_flag, &options.base_url}}) {
-    if (text->empty()) continue;
-    auto url = parse_base_url(*text);
+  for (const auto& text : master_flags) {
+    auto url = parse_base_url(text);
     if (!url) {
-      spdlog::critical("{} {}: {}", flag, *text, url.error().message);
+      spdlog::critical("-m {}: {}", text, url.error().message);
       return kUsageExit;
     }
-    *target = *url;
+    options.masters.push_back(*url);
+  }
+  if (!base_url_flag.empty()) {
+    auto url = parse_base_url(base_url_flag);
+    if (!url) {
+      spdlog::critical("-b {}: {}", base_url_flag, url.error().message);
+      return kUsageExit;
+    }
+    options.base_url = *url;
   }
 
   auto signer = start_signing(security, "kalavara-volume");
@@ -89,8 +98,8 @@ int main(int argc, char** argv) {
   options.lifecycle = &lifecycle;
   VolumeService service(**store, options, runtime.blocking());
   std::optional<Registration> registration;
-  if (options.master) {
-    registration.emplace(runtime.io(), *options.master, *options.base_url);
+  if (!options.masters.empty()) {
+    registration.emplace(runtime.io(), options.masters, *options.base_url);
     registration->start();
     runtime.on_stop([&registration] { registration->stop(); });
   }

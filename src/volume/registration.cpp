@@ -1,6 +1,8 @@
 #include "volume/registration.hpp"
 #include "common/spawn.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,52 +17,65 @@ namespace kalavara {
 
 namespace asio = boost::asio;
 
-Registration::Registration(asio::io_context& io, BaseUrl master, BaseUrl self)
-    : timer_(asio::make_strand(io)), master_(std::move(master)), self_(std::move(self)) {}
+Registration::Registration(asio::io_context& io, std::vector<BaseUrl> masters, BaseUrl self)
+    : strand_(asio::make_strand(io)), masters_(std::move(masters)), self_(std::move(self)) {
+  for (std::size_t i = 0; i < masters_.size(); ++i) {
+    timers_.push_back(std::make_unique<asio::steady_timer>(strand_));
+  }
+}
 
 void Registration::start() {
-  asio::co_spawn(timer_.get_executor(), run(), log_if_thrown("registration"));
+  for (const auto& master : masters_) {
+    asio::co_spawn(strand_, run(master), log_if_thrown("registration"));
+  }
 }
 
 void Registration::stop() {
   stopped_ = true;
-  asio::post(timer_.get_executor(), [this] { timer_.cancel(); });
-  asio::co_spawn(timer_.get_executor(), announce_stopping(), log_if_thrown("stop notice"));
+  asio::post(strand_, [this] {
+    for (auto& timer : timers_) timer->cancel();
+  });
+  for (const auto& master : masters_) {
+    asio::co_spawn(strand_, announce_stopping(master), log_if_thrown("stop notice"));
+  }
 }
 
-asio::awaitable<void> Registration::announce_stopping() {
+asio::awaitable<void> Registration::announce_stopping(BaseUrl master) {
   auto reply =
-      co_await http::send_request(http::Verb::post, master_, std::string(internal::kStoppingPath),
+      co_await http::send_request(http::Verb::post, master, std::string(internal::kStoppingPath),
                                   self_.text, std::chrono::seconds(2));
   if (reply && reply->status == 200) {
-    spdlog::info("told master {} that this volume is stopping", master_.text);
+    spdlog::info("told master {} that this volume is stopping", master.text);
     co_return;
   }
   spdlog::warn(
       "could not tell master {} that this volume is stopping ({}); it stops sending "
       "requests here once its health checks fail",
-      master_.text, reply ? "answered " + std::to_string(reply->status) : reply.error().message);
+      master.text, reply ? "answered " + std::to_string(reply->status) : reply.error().message);
 }
 
-asio::awaitable<void> Registration::run() {
+asio::awaitable<void> Registration::run(BaseUrl master) {
+  const auto which = static_cast<std::size_t>(std::find(masters_.begin(), masters_.end(), master) -
+                                              masters_.begin());
+  auto& timer = *timers_.at(which);
   auto backoff = std::chrono::milliseconds(100);
   constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
   while (!stopped_) {
     auto reply =
-        co_await http::send_request(http::Verb::post, master_, std::string(internal::kRegisterPath),
+        co_await http::send_request(http::Verb::post, master, std::string(internal::kRegisterPath),
                                     self_.text, std::chrono::seconds(3));
     if (reply && reply->status == 200) {
-      spdlog::info("registered with master {} as {}", master_.text, self_.text);
+      spdlog::info("registered with master {} as {}", master.text, self_.text);
       registered_ = true;
       co_return;
     }
     const std::string reason =
         reply ? "answered " + std::to_string(reply->status) + ": " + reply->body
               : reply.error().message;
-    spdlog::warn("registration with {} failed ({}); retrying in {} ms", master_.text, reason,
+    spdlog::warn("registration with {} failed ({}); retrying in {} ms", master.text, reason,
                  backoff.count());
-    timer_.expires_after(backoff);
-    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    timer.expires_after(backoff);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     backoff = std::min(backoff * 2, kMaxBackoff);
   }
 }

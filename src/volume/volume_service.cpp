@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "common/blocking.hpp"
 #include "common/checksum.hpp"
 #include "common/conditional.hpp"
@@ -95,7 +97,12 @@ VolumeService::Answer VolumeService::put(http::Exchange& exchange) {
   // A replica's copy, streamed by the primary, is stored and published as
   // its own version and never committed here (the primary commits all
   // copies); the primary needs a master to commit to and its own URL.
-  std::optional<BaseUrl> master = options_.master ? options_.master : order->master;
+  std::optional<BaseUrl> master = order->master;
+  if (!options_.masters.empty() &&
+      (!master || std::find(options_.masters.begin(), options_.masters.end(), *master) ==
+                      options_.masters.end())) {
+    master = options_.masters.front();
+  }
   BaseUrl self;
   if (!order->as_replica) {
     if (!master) {

@@ -42,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "common/key_codec.hpp"
 #include "common/probes.hpp"
@@ -54,9 +55,11 @@ namespace kalavara {
 class Signer;
 
 struct VolumeOptions {
-  // The master to commit writes to (-m). When unset, the master named in the
-  // PUT's ?master= parameter (put there by the master's redirect) is used.
-  std::optional<BaseUrl> master;
+  // The masters to commit writes to (-m): the one named in the PUT's
+  // ?master= parameter (put there by its redirect) when it is one of them,
+  // else the first. When empty, the one named in ?master= (the signature,
+  // when a secret is set, makes sure a master put it there).
+  std::vector<BaseUrl> masters;
   // This volume's base URL as the master knows it (-b). When unset, the Host
   // header of each PUT is used: the address the master's redirect named.
   std::optional<BaseUrl> base_url;
