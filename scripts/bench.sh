@@ -557,7 +557,92 @@ add_row "6. master GET among $loaded keys$note vs among $fig6_small_keys" \
   "${r}×" "$(lat "$fig6")" "$(lat "$fig6_small") (at $fig6_small_keys)" \
   "$(mib "$fig6_rss") master (at $fig6_small_keys: $(mib "$fig6_small_rss"))" "≥ 0.80×, RSS ≤ 512 MiB" \
   "$(verdict "$r" '>=' 0.8); RSS $(verdict "$fig6_rss" '<=' 524288)"
+
+# --- phase E: the index on etcd (docs/scaling.md) ------------------------------
+# The same PUTs through the RocksDB master first, as the baseline; then one
+# and two masters sharing a one-member etcd (its data folder beside ours).
+etcd_keys=$((quick ? 2000 : 20000))
+rocks_url=http://127.0.0.1:$master_port
+log "figure 8: $etcd_keys 1 KiB PUTs through the RocksDB master (the baseline)"
+fig8_rput=$(run_bench --master "$rocks_url" --mode put --key-prefix bench/rput/ --keys "$etcd_keys" \
+  --value-size 1024 --concurrency 16 --duration 600)
 stop_pid "$master_pid"
+etcd_client_port=$(free_port)
+etcd_peer_port=$(free_port)
+: >"$work/etcd.log"
+etcd --name bench --data-dir "$work/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_client_port" \
+  --advertise-client-urls "http://127.0.0.1:$etcd_client_port" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster "bench=http://127.0.0.1:$etcd_peer_port" >>"$work/etcd.log" 2>&1 &
+etcd_pid=$!
+pids+=("$etcd_pid")
+etcd_url=http://127.0.0.1:$etcd_client_port
+for ((i = 0; i < 150; i++)); do
+  curl -s "$etcd_url/health" 2>/dev/null | grep -q '"health":"true"' && break
+  kill -0 "$etcd_pid" 2>/dev/null || { cat "$work/etcd.log" >&2; die "etcd exited at start"; }
+  sleep 0.1
+done
+curl -s "$etcd_url/health" | grep -q '"health":"true"' || die "etcd did not get healthy within 15 s"
+start_etcd_master() { # NAME -> started_pid, started_port
+  start_daemon "master on etcd" "$work/$1.log" "$bin/kalavara-master" -p 0 --bind 127.0.0.1 \
+    -t "$threads" --etcd "$etcd_url" --log-level info -v "$volume_url"
+}
+start_etcd_master etcd-master1
+e1_pid=$started_pid
+e1_port=$started_port
+log "figure 8: $etcd_keys 1 KiB PUTs through a master on etcd"
+reset_peak "$e1_pid"
+fig8_eput=$(run_bench --master "http://127.0.0.1:$e1_port" --mode put --key-prefix bench/eput/ \
+  --keys "$etcd_keys" --value-size 1024 --concurrency 16 --duration 600)
+r=$(ratio "$(json rate "$fig8_eput")" "$(json rate "$fig8_rput")")
+add_row "8. PUT of 1 KiB through the master, 16 clients: index on etcd vs RocksDB" \
+  "$(fmt_rate "$(json rate "$fig8_eput")")" "$(fmt_rate "$(json rate "$fig8_rput")") (RocksDB)" "${r}×" \
+  "$(lat "$fig8_eput")" "$(lat "$fig8_rput") (RocksDB)" "$(mib "$(peak_kib "$e1_pid")") master" "measured" "—"
+log "figure 8: master GET among $etcd_keys keys on etcd"
+reset_peak "$e1_pid"
+fig8_eget=$(run_wrk "$e1_port" /store/bench/eput/ "$etcd_keys")
+check_wrk "$fig8_eget" ok "master GET on etcd"
+r=$(ratio "$(json rate "$fig8_eget")" "$fig1_rate")
+add_row "8. master GET → 302, index on etcd ($etcd_keys keys) vs RocksDB (figure 1)" \
+  "$(fmt_rate "$(json rate "$fig8_eget")")" "$(fmt_rate "$fig1_rate") (RocksDB)" "${r}×" \
+  "$(lat "$fig8_eget")" "$(lat "$fig1") (RocksDB)" "$(mib "$(peak_kib "$e1_pid")") master" "measured" "—"
+start_etcd_master etcd-master2
+e2_pid=$started_pid
+e2_port=$started_port
+log "figure 8: two masters on etcd, GET through both at once"
+both=$(mktemp "$work/both.XXXXXX")
+run_wrk "$e2_port" /store/bench/eput/ "$etcd_keys" >"$both.2" &
+w2=$!
+fig8_get1=$(run_wrk "$e1_port" /store/bench/eput/ "$etcd_keys")
+wait "$w2" || die "wrk on the second master failed"
+fig8_get2=$(cat "$both.2")
+check_wrk "$fig8_get1" ok "master 1 GET on etcd"
+check_wrk "$fig8_get2" ok "master 2 GET on etcd"
+sum=$(awk -v a="$(json rate "$fig8_get1")" -v b="$(json rate "$fig8_get2")" 'BEGIN { print a + b }')
+r=$(ratio "$sum" "$(json rate "$fig8_eget")")
+add_row "8. two masters on etcd, GET → 302 through both at once (sum) vs one" "$(fmt_rate "$sum")" \
+  "$(fmt_rate "$(json rate "$fig8_eget")") (one master)" "${r}×" "$(lat "$fig8_get1") (master 1)" \
+  "$(lat "$fig8_eget") (one)" "—" "measured" "—"
+log "figure 8: two masters on etcd, PUTs through both at once"
+run_bench --master "http://127.0.0.1:$e2_port" --mode put --key-prefix bench/eput2b/ --keys "$etcd_keys" \
+  --value-size 1024 --concurrency 8 --duration 600 >"$both.p2" &
+b2=$!
+fig8_put1=$(run_bench --master "http://127.0.0.1:$e1_port" --mode put --key-prefix bench/eput2a/ \
+  --keys "$etcd_keys" --value-size 1024 --concurrency 8 --duration 600)
+wait "$b2" || die "kalavara-bench on the second master failed"
+fig8_put2=$(cat "$both.p2")
+sum=$(awk -v a="$(json rate "$fig8_put1")" -v b="$(json rate "$fig8_put2")" 'BEGIN { print a + b }')
+r=$(ratio "$sum" "$(json rate "$fig8_eput")")
+add_row "8. two masters on etcd, 1 KiB PUTs through both at once (8 clients each, sum) vs one" \
+  "$(fmt_rate "$sum")" "$(fmt_rate "$(json rate "$fig8_eput")") (one master, 16 clients)" "${r}×" \
+  "$(lat "$fig8_put1") (master 1)" "$(lat "$fig8_eput") (one)" "—" "measured" "—"
+stop_pid "$e1_pid"
+stop_pid "$e2_pid"
+etcd_size=$(du -sh "$work/etcd" | cut -f1)
+stop_pid "$etcd_pid"
+
 stop_pid "$volume_pid"
 stop_pid "$nginx_pid"
 index_size=$(du -sh "$master_dir" | cut -f1)
@@ -577,6 +662,7 @@ Generated by \`scripts/bench.sh\` — do not edit by hand; re-run it instead.
 * kalavara commit $commit, Release build; nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///'); wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}')
 * Workers: kalavara daemons \`-t $threads\`, nginx \`worker_processes $threads\`, wrk \`-t $threads -c $connections -d ${wrk_seconds}s\`
 * Index: $loaded records at the end ($index_size on disk); the loader wrote the last $(json records "$load_json") in $(json seconds "$load_json") s ($(json rate "$load_json") records/s)
+* etcd (figure 8): $(etcd --version | head -n1), one member on the same machine, data $etcd_size at the end
 
 | figure | kalavara | nginx / baseline | ratio | kalavara p50 / p99 | nginx p50 / p99 | peak RSS (kalavara / nginx) | target | result |
 |---|---|---|---|---|---|---|---|---|
@@ -641,6 +727,14 @@ comparing kalavara with nginx *in the same run*, not absolute capacities.
   up in p99 instead of being hidden (no coordinated omission). The same
   client at the same rate against nginx's \`return 302\` shows how much of the
   p99 is the machine and the client itself.
+* **Index on etcd (figure 8)**: one etcd member started by the script on
+  loopback, its data folder in the same temporary folder (so on the same
+  disk). The keys are written by real PUTs through the master (16 clients;
+  two masters: 8 each, both at once), the same count through the RocksDB
+  master first as the baseline. GET is wrk as in figure 1, over the keys
+  written; two masters: one wrk per master, both at once, rates summed.
+  Everything shares the machine's $cpus CPUs, etcd included, so a second
+  master can only show what is left of them.
 * **Peak RSS**: VmHWM from \`/proc/PID/status\`, reset before each figure
   (\`echo 5 > /proc/PID/clear_refs\`), read after it. For nginx it is the sum
   over its master and worker processes.
