@@ -324,11 +324,14 @@ asio::awaitable<Status> JobRunner::refresh() {
     auto job = parse_job(text);
     if (!job) continue;
     // This master's own running jobs are newer here than in the store.
-    const bool ours = std::any_of(running_.begin(), running_.end(),
-                                  [&](const auto& entry) { return entry.second->id == job->id; });
-    if (!ours) jobs_[job->id] = std::move(job).value();
+    if (!runs_here(job->id)) jobs_[job->id] = std::move(job).value();
   }
   co_return Status{};
+}
+
+bool JobRunner::runs_here(const std::string& id) const {
+  return std::any_of(running_.begin(), running_.end(),
+                     [&](const auto& entry) { return entry.second->id == id; });
 }
 
 asio::awaitable<void> JobRunner::follow_store() {
@@ -354,9 +357,7 @@ asio::awaitable<void> JobRunner::adopt_orphans() {
   {
     std::lock_guard lock(mutex_);
     for (const auto& [id, status] : jobs_) {
-      const bool ours = std::any_of(running_.begin(), running_.end(),
-                                    [&](const auto& entry) { return entry.second->id == id; });
-      if (status.state == "running" && !ours) orphans.push_back(status);
+      if (status.state == "running" && !runs_here(id)) orphans.push_back(status);
     }
   }
   for (auto& job : orphans) {

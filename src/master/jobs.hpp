@@ -123,6 +123,8 @@ class JobRunner {
   // Several masters: reads the stored jobs into jobs_ (all but the ones
   // this master runs).
   boost::asio::awaitable<Status> refresh();
+  // Whether this master runs the job `id` now (mutex_ held).
+  bool runs_here(const std::string& id) const;
   boost::asio::awaitable<void> follow_store();
   boost::asio::awaitable<void> adopt_orphans();
   boost::asio::awaitable<void> take_queued();
