@@ -504,6 +504,21 @@ std::vector<std::string> master_args(const fs::path& index_dir, uint16_t port,
   return args;
 }
 
+std::vector<std::string> etcd_master_args(const std::string& endpoints, const std::string& prefix,
+                                          uint16_t port,
+                                          const std::vector<std::string>& volume_urls,
+                                          const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"-p",      std::to_string(port), "--etcd",
+                                endpoints, "--etcd-prefix",      prefix,
+                                "--bind",  "127.0.0.1"};
+  if (!volume_urls.empty()) {
+    args.emplace_back("-v");
+    args.insert(args.end(), volume_urls.begin(), volume_urls.end());
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
 std::vector<std::string> volume_args(const fs::path& data_dir, uint16_t port,
                                      const std::vector<std::string>& extra) {
   std::vector<std::string> args{"-p",     std::to_string(port), "-d", data_dir.string(),

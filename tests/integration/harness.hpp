@@ -170,6 +170,12 @@ std::vector<std::string> master_args(const fs::path& index_dir, uint16_t port,
                                      const std::vector<std::string>& extra = {});
 std::vector<std::string> volume_args(const fs::path& data_dir, uint16_t port,
                                      const std::vector<std::string>& extra = {});
+// A master keeping its index in etcd: --etcd `endpoints` (comma-separated
+// client URLs) --etcd-prefix `prefix` instead of -d, then -v and `extra`.
+std::vector<std::string> etcd_master_args(const std::string& endpoints, const std::string& prefix,
+                                          uint16_t port,
+                                          const std::vector<std::string>& volume_urls,
+                                          const std::vector<std::string>& extra = {});
 
 // A port that was free a moment ago (bind 127.0.0.1:0, read it, close).
 uint16_t pick_free_port();
