@@ -1,6 +1,12 @@
 #include "master/etcd_client.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+
+#include <algorithm>
 
 #include <charconv>
 
@@ -244,61 +250,79 @@ Async<std::string> Client::call(std::string_view path, std::string body, bool re
   const auto& endpoints = settings_.endpoints;
   if (endpoints.empty()) co_return Error{Errc::kUnavailable, "no etcd endpoint given"};
   requests_.fetch_add(1, std::memory_order_relaxed);
-  const std::size_t first = preferred_.load(std::memory_order_relaxed) % endpoints.size();
+  const auto give_up = std::chrono::steady_clock::now() + settings_.election_wait;
+  auto backoff = std::chrono::milliseconds(50);
   std::string reasons;
   bool lost = false;  // some attempt was delivered and not answered
-  for (std::size_t tried = 0; tried < endpoints.size(); ++tried) {
-    const std::size_t index = (first + tried) % endpoints.size();
-    const auto& endpoint = endpoints[index];
-    if (tried > 0) failovers_.fetch_add(1, std::memory_order_relaxed);
-    auto answer = co_await http::send_request(http::Verb::post, endpoint, std::string(path), body,
-                                              settings_.timeout, settings_.max_response_bytes,
-                                              http::Sign::kAnonymous);
-    Next next = Next::kTryAnother;
-    std::string reason;
-    if (!answer) {
-      next = answer.error().code == Errc::kNoAnswer ? Next::kLost : Next::kTryAnother;
-      reason = answer.error().message;
-    } else if (answer->status == 200) {
-      preferred_.store(index, std::memory_order_relaxed);
-      co_return std::move(answer->body);
-    } else {
-      // {"error": ..., "message": ..., "code": <gRPC status>}
-      auto error = parse_object(answer->body);
-      const std::int64_t code = error ? int64_field(*error, "code") : 0;
-      const auto* message = error ? error->if_contains("message") : nullptr;
-      reason =
-          endpoint.text + ": " +
-          (message != nullptr && message->is_string() ? std::string(message->as_string())
-                                                      : "HTTP " + std::to_string(answer->status));
-      if (code == kGrpcUnavailable) {
-        // No leader, or a member that cannot serve: the request was not
-        // proposed. Anything else unavailable may have been.
-        const bool not_proposed = reason.find("no leader") != std::string::npos ||
-                                  reason.find("not capable") != std::string::npos ||
-                                  reason.find("too many requests") != std::string::npos;
-        next = not_proposed ? Next::kTryAnother : Next::kLost;
-      } else if (code == kGrpcDeadlineExceeded) {
-        next = Next::kLost;
-      } else if (code == kGrpcNotFound) {
+  for (;;) {
+    // A member that answered it cannot serve now: the cluster is electing
+    // a leader, which a short wait outlasts.
+    bool electing = false;
+    const std::size_t first = preferred_.load(std::memory_order_relaxed) % endpoints.size();
+    for (std::size_t tried = 0; tried < endpoints.size(); ++tried) {
+      const std::size_t index = (first + tried) % endpoints.size();
+      const auto& endpoint = endpoints[index];
+      if (tried > 0) failovers_.fetch_add(1, std::memory_order_relaxed);
+      auto answer = co_await http::send_request(http::Verb::post, endpoint, std::string(path), body,
+                                                settings_.timeout, settings_.max_response_bytes,
+                                                http::Sign::kAnonymous);
+      Next next = Next::kTryAnother;
+      std::string reason;
+      if (!answer) {
+        next = answer.error().code == Errc::kNoAnswer ? Next::kLost : Next::kTryAnother;
+        reason = answer.error().message;
+      } else if (answer->status == 200) {
+        preferred_.store(index, std::memory_order_relaxed);
+        co_return std::move(answer->body);
+      } else {
+        // {"error": ..., "message": ..., "code": <gRPC status>}
+        auto error = parse_object(answer->body);
+        const std::int64_t code = error ? int64_field(*error, "code") : 0;
+        const auto* message = error ? error->if_contains("message") : nullptr;
+        reason =
+            endpoint.text + ": " +
+            (message != nullptr && message->is_string() ? std::string(message->as_string())
+                                                        : "HTTP " + std::to_string(answer->status));
+        if (code == kGrpcUnavailable) {
+          // No leader, or a member that cannot serve: the request was not
+          // proposed. Anything else unavailable ("leader changed" while it
+          // waited) may have been.
+          const bool not_proposed = reason.find("no leader") != std::string::npos ||
+                                    reason.find("not capable") != std::string::npos ||
+                                    reason.find("too many requests") != std::string::npos;
+          electing = electing || not_proposed || reason.find("leader changed") != std::string::npos;
+          next = not_proposed ? Next::kTryAnother : Next::kLost;
+        } else if (code == kGrpcDeadlineExceeded) {
+          next = Next::kLost;
+        } else if (code == kGrpcNotFound) {
+          failures_.fetch_add(1, std::memory_order_relaxed);
+          co_return Error{Errc::kNotFound, reason};
+        } else if (code == kGrpcInvalidArgument || (code != 0 && answer->status < 500)) {
+          next = Next::kRefused;
+        }
+      }
+      if (!reasons.empty()) reasons += "; ";
+      reasons += reason;
+      if (next == Next::kRefused) {
         failures_.fetch_add(1, std::memory_order_relaxed);
-        co_return Error{Errc::kNotFound, reason};
-      } else if (code == kGrpcInvalidArgument || (code != 0 && answer->status < 500)) {
-        next = Next::kRefused;
+        co_return Error{Errc::kPeerFailed, "etcd refused the request: " + reason};
+      }
+      if (next == Next::kLost) {
+        lost = true;
+        // A write that may have landed is not sent again here: its caller
+        // decides (a compare makes it safe to resend; a read-back tells).
+        if (!read_only) break;
       }
     }
-    if (!reasons.empty()) reasons += "; ";
-    reasons += reason;
-    if (next == Next::kRefused) {
-      failures_.fetch_add(1, std::memory_order_relaxed);
-      co_return Error{Errc::kPeerFailed, "etcd refused the request: " + reason};
-    }
-    if (next == Next::kLost) {
-      lost = true;
-      // A write that may have landed is not sent again here: its caller
-      // decides (a compare makes it safe to resend; a read-back tells).
-      if (!read_only) break;
-    }
+    // Members that cannot be reached are not waited for (etcd down is a
+    // quick 503); an election is.
+    const bool resend_safe = read_only || !lost;
+    if (!electing || !resend_safe || std::chrono::steady_clock::now() + backoff >= give_up) break;
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+    timer.expires_after(backoff);
+    co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(400));
+    reasons.clear();
   }
   failures_.fetch_add(1, std::memory_order_relaxed);
   co_return Error{lost ? Errc::kNoAnswer : Errc::kUnavailable, "etcd: " + reasons};

@@ -18,7 +18,8 @@
 //   kPeerFailed   etcd refused the request (too large, a compacted
 //                 revision, ...): it was not applied.
 // Reads are retried on the next member whatever went wrong (a read changes
-// nothing). Writes are retried only when they were not delivered.
+// nothing). Writes are retried only when they were not delivered. While
+// the cluster elects a leader, a call waits for it (Settings::election_wait).
 //
 // Thread-safe.
 #pragma once
@@ -105,6 +106,11 @@ struct Settings {
   std::vector<BaseUrl> endpoints;  // at least one
   // Each request to one member, all in.
   std::chrono::milliseconds timeout{3000};
+  // How long a call keeps trying while members answer that they cannot
+  // serve now (no leader, leader changed: an election, which takes about a
+  // second): the whole round of members again, after a growing pause.
+  // Members that cannot be reached are not waited for.
+  std::chrono::milliseconds election_wait{3000};
   // The largest answer taken (a range's): etcd's default request limit is
   // 1.5 MiB, its answers are not bounded; ranges are paged well below this.
   std::uint64_t max_response_bytes = 64ULL * 1024 * 1024;

@@ -133,10 +133,19 @@ asio::awaitable<bool> EtcdCoordination::tick() {
     }
     lease_ = *granted;
   }
-  if (warned_) spdlog::info("kalavara-master: etcd lease {} renewed", lease_);
+  const auto hold = settings_.lease_ttl / 2;
+  if (last_renewal_ok_ != SteadyClock::time_point{} && sent > last_renewal_ok_ + hold) {
+    spdlog::warn(
+        "kalavara-master: etcd lease {} renewed after {} ms without: version slot and "
+        "leadership lapsed meanwhile (PUTs and DELETEs answered 503)",
+        lease_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(sent - last_renewal_ok_).count());
+  } else if (warned_) {
+    spdlog::info("kalavara-master: etcd lease {} renewed", lease_);
+  }
   warned_ = false;
   last_renewal_ok_ = sent;
-  const auto until = sent + settings_.lease_ttl / 2;
+  const auto until = sent + hold;
   if (!slot_index_) {
     if (auto index = co_await claim_slot()) {
       // Above every version the slot's earlier holder issued: each was
@@ -188,11 +197,17 @@ void EtcdCoordination::start(const asio::any_io_executor& executor) {
 }
 
 asio::awaitable<void> EtcdCoordination::run() {
+  // Renewals are spaced from when each was sent, however long its answer
+  // took; a failed one is tried again sooner: the slot lapses half a TTL
+  // after the last renewal etcd answered.
+  auto sent = SteadyClock::now();
+  bool renewed = true;
   while (!stopped_) {
-    timer_->expires_after(settings_.renew_interval);
+    timer_->expires_at(sent + (renewed ? settings_.renew_interval : settings_.renew_interval / 4));
     co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
     if (stopped_) break;
-    co_await tick();
+    sent = SteadyClock::now();
+    renewed = co_await tick();
   }
   drop("the master is stopping");
   if (lease_ != 0) {

@@ -47,8 +47,9 @@ namespace kalavara {
 struct CoordinationSettings {
   // The lease's TTL: how long a killed master's slot and leadership stay
   // held before another master may take them.
-  std::chrono::seconds lease_ttl{4};
-  // How often the lease is renewed (and a free leadership tried for).
+  std::chrono::seconds lease_ttl{6};
+  // How often the lease is renewed (and a free leadership tried for); a
+  // failed renewal is tried again after a quarter of this.
   std::chrono::milliseconds renew_interval{1000};
   // How many masters may share the index at once.
   std::uint64_t slots = 16;
