@@ -41,6 +41,7 @@ bool EtcdCoordination::leading() const {
 
 std::optional<VersionClock::Slot> EtcdCoordination::slot() const {
   std::lock_guard lock(mutex_);
+  if (SteadyClock::now() >= slot_until_) return std::nullopt;
   return slot_;
 }
 
@@ -166,6 +167,7 @@ asio::awaitable<bool> EtcdCoordination::tick() {
     std::lock_guard lock(mutex_);
     slot_ = slot_index_ ? std::optional(VersionClock::Slot{*slot_index_, settings_.slots})
                         : std::nullopt;
+    slot_until_ = until;
   }
   if (!lead_claimed_) lead_claimed_ = co_await claim(prefix_ + "x/leader");
   if (lead_claimed_ && !was_leading) {

@@ -80,7 +80,7 @@ class EtcdCoordination final : public Leadership {
   bool leading() const override;
   bool shared() const override { return true; }
 
-  // The slot held now, if any.
+  // The slot held now, if any: none past half a lease without a renewal.
   std::optional<VersionClock::Slot> slot() const;
 
   // Writes kalavara_master_leading, _version_slot and
@@ -122,6 +122,7 @@ class EtcdCoordination final : public Leadership {
   std::atomic<std::uint64_t> renewal_failures_{0};
   mutable std::mutex mutex_;
   std::optional<VersionClock::Slot> slot_;  // for slot(), under mutex_
+  SteadyClock::time_point slot_until_{};    // slot_ is held until then
 };
 
 }  // namespace kalavara

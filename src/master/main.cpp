@@ -410,9 +410,15 @@ int main(int argc, char** argv) {
   http::Router router;
   service.add_routes(router);
   admin.add_routes(router, {nullptr, &options.admin_token});
-  add_readiness_route(router, lifecycle, [&service]() -> boost::asio::awaitable<Readiness> {
-    co_return service.readiness();
-  });
+  add_readiness_route(
+      router, lifecycle, [&service, &coordination]() -> boost::asio::awaitable<Readiness> {
+        // On etcd: without a slot (etcd out of reach for half a lease) no
+        // write can be taken, and reads fail as well.
+        if (coordination && !coordination->slot()) {
+          co_return Readiness{false, "no etcd lease: the index in etcd is out of reach"};
+        }
+        co_return service.readiness();
+      });
   add_metrics_route(router, registry_metrics, runtime.blocking());
   // Several masters: volumes registered, drained or retired through
   // another one are seen here within a refresh.

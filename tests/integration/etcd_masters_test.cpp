@@ -1119,10 +1119,19 @@ TEST_F(EtcdMasters, EtcdDownAnswers503AndTheMastersServeAgainOnceItIsBack) {
   }
   EXPECT_TRUE(wrong.empty()) << wrong.size() << " of " << answered
                              << " answers were not a prompt 503:" << joined(wrong);
-  // Readiness counts writable volumes only (docs/monitoring.md), not the
-  // index: not asserted, only shown.
-  std::cerr << "[test] /readyz with etcd down: "
-            << bounded_request(a->port(), "GET", "/readyz", {}, 5s).summary() << "\n";
+  // Not ready once the lease could not be renewed for half its TTL, so a
+  // load balancer sends nothing there.
+  for (Daemon* master : {a, b}) {
+    HttpResponse ready;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          ready = bounded_request(master->port(), "GET", "/readyz", {}, 5s);
+          return ready.status == 503;
+        },
+        10s, 100ms))
+        << master->name() << " stays ready with etcd down: " << ready.summary();
+    EXPECT_NE(ready.body.find("etcd"), std::string::npos) << ready.summary();
+  }
 
   ASSERT_TRUE(etcd_->restart(0, 20s)) << etcd_->log_tail(0);
   for (Daemon* master : {a, b}) {
@@ -1144,6 +1153,8 @@ TEST_F(EtcdMasters, EtcdDownAnswers503AndTheMastersServeAgainOnceItIsBack) {
         30s, 200ms);
     EXPECT_TRUE(writes) << master->name() << " does not write again: " << last.describe();
     if (writes) values[key] = value;
+    const auto ready = bounded_request(master->port(), "GET", "/readyz", {}, 5s);
+    EXPECT_EQ(ready.status, 200) << master->name() << " ready again: " << ready.summary();
   }
   // What was written before and since is there through both; the refused
   // delete deleted nothing and the refused write wrote nothing.
