@@ -491,11 +491,12 @@ std::optional<long> Daemon::peak_rss_kib() const {
   return std::nullopt;
 }
 
-std::vector<std::string> master_args(const fs::path& index_dir, uint16_t port,
-                                     const std::vector<std::string>& volume_urls,
-                                     const std::vector<std::string>& extra) {
-  std::vector<std::string> args{"-p",     std::to_string(port), "-d", index_dir.string(),
-                                "--bind", "127.0.0.1"};
+namespace {
+
+// A master's command line: `args`, then -v `volume_urls`, then `extra`.
+std::vector<std::string> with_volumes(std::vector<std::string> args,
+                                      const std::vector<std::string>& volume_urls,
+                                      const std::vector<std::string>& extra) {
   if (!volume_urls.empty()) {
     args.emplace_back("-v");
     args.insert(args.end(), volume_urls.begin(), volume_urls.end());
@@ -504,19 +505,22 @@ std::vector<std::string> master_args(const fs::path& index_dir, uint16_t port,
   return args;
 }
 
+}  // namespace
+
+std::vector<std::string> master_args(const fs::path& index_dir, uint16_t port,
+                                     const std::vector<std::string>& volume_urls,
+                                     const std::vector<std::string>& extra) {
+  return with_volumes({"-p", std::to_string(port), "-d", index_dir.string(), "--bind", "127.0.0.1"},
+                      volume_urls, extra);
+}
+
 std::vector<std::string> etcd_master_args(const std::string& endpoints, const std::string& prefix,
                                           uint16_t port,
                                           const std::vector<std::string>& volume_urls,
                                           const std::vector<std::string>& extra) {
-  std::vector<std::string> args{"-p",      std::to_string(port), "--etcd",
-                                endpoints, "--etcd-prefix",      prefix,
-                                "--bind",  "127.0.0.1"};
-  if (!volume_urls.empty()) {
-    args.emplace_back("-v");
-    args.insert(args.end(), volume_urls.begin(), volume_urls.end());
-  }
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
+  return with_volumes({"-p", std::to_string(port), "--etcd", endpoints, "--etcd-prefix", prefix,
+                       "--bind", "127.0.0.1"},
+                      volume_urls, extra);
 }
 
 std::vector<std::string> volume_args(const fs::path& data_dir, uint16_t port,
