@@ -1274,3 +1274,82 @@ TEST_F(EtcdMasters, JobsRunOnceOnTheLeaderAndAnotherMasterTakesOverWhenItIsKille
 
 }  // namespace
 }  // namespace kalavara::it
+
+namespace kalavara::it {
+namespace {
+
+// ---------------------------------------------------------------------------
+// 8. A volume started with -m naming both masters registers with each,
+// commits each write to the master that redirected it, and tells each
+// when it stops.
+
+TEST_F(EtcdMasters, AVolumeGivenBothMastersRegistersWithEachCommitsToTheOneThatRedirected) {
+  ASSERT_TRUE(start_etcd(1));
+  ASSERT_TRUE(start_volumes(1));  // listed by -v, so the masters are ready at once
+  Daemon* a = start_master("master-a");
+  ASSERT_NE(a, nullptr);
+  Daemon* b = start_master("master-b");
+  ASSERT_NE(b, nullptr);
+
+  const uint16_t port = pick_free_port();
+  const std::string self = "http://127.0.0.1:" + std::to_string(port);
+  Daemon registering(
+      "volume-m", volume_binary(),
+      volume_args(tmp_.subdir("volume-m"), port, {"-m", a->url() + "," + b->url(), "-b", self}),
+      tmp_.new_log_path("volume-m"));
+  ASSERT_TRUE(registering.wait_ready());
+  for (Daemon* master : {a, b}) {
+    EXPECT_TRUE(wait_until(
+        [&] {
+          return registering.log_text().find("registered with master " + master->url()) !=
+                 std::string::npos;
+        },
+        10s))
+        << "no registration with " << master->name() << ":\n"
+        << registering.log_text();
+  }
+  // The listed volume stops: every write now goes to the registered one.
+  volumes_.front()->stop(SIGTERM, 20s);
+  for (Daemon* master : {a, b}) {
+    EXPECT_TRUE(wait_until(
+        [&] {
+          const auto listed = bounded_request(master->port(), "GET", "/admin/volumes", {}, 5s);
+          return listed.status == 200 && listed.body.find(self) != std::string::npos;
+        },
+        10s))
+        << master->name() << " does not list " << self;
+  }
+  // With the first master dead, a write redirected by the second commits
+  // there: the first of -m is not where every commit goes.
+  a->kill_hard();
+  for (int i = 0; i < 5; ++i) {
+    const std::string key = "via-b/" + std::to_string(i);
+    const std::string value = random_token(64);
+    Exchange put;
+    // The volume listed by -v is gone: until B's health check says so, a
+    // write may still be placed there (503), and is tried again.
+    const bool stored = wait_until(
+        [&] {
+          put = bounded_put(b->port(), key, value, 10s);
+          return put.second.status == 201;
+        },
+        15s, 100ms);
+    ASSERT_TRUE(stored) << key << ": " << put.describe() << "\n" << registering.log_text();
+    EXPECT_NE(put.first.header("Location").value_or("").find(self), std::string::npos)
+        << put.describe();
+    const auto got = bounded_get(b->port(), key);
+    EXPECT_EQ(got.second.status, 200) << got.describe();
+    EXPECT_EQ(got.second.body, value);
+  }
+  // Stopping, it tells each master (the dead one cannot hear it).
+  const auto status = registering.stop(SIGTERM, 20s);
+  EXPECT_TRUE(status && status->clean()) << registering.log_text();
+  const auto log = registering.log_text();
+  EXPECT_NE(log.find("told master " + b->url() + " that this volume is stopping"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("could not tell master " + a->url()), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace kalavara::it
