@@ -901,6 +901,11 @@ void EtcdMasters::alternate_writes(Daemon& first, Daemon& second, const std::str
 }
 
 TEST_F(EtcdMasters, SequentialWritesThroughMastersWhoseClocksDifferByAMinuteLandInOrder) {
+  // libfaketime and AddressSanitizer both wrap clock_gettime; under ASan the
+  // preloaded library can recurse at start-up and the master never listens.
+  if (std::getenv("ASAN_OPTIONS") != nullptr) {
+    GTEST_SKIP() << "faketime cannot be preloaded into a sanitized master; the normal run has it";
+  }
   ASSERT_EQ(::access(kLibFaketime, R_OK), 0)
       << kLibFaketime << " is missing: scripts/install-deps.sh installs faketime";
   ASSERT_TRUE(start_etcd(1));
