@@ -187,8 +187,16 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
 
   // Closes the connection if it is waiting for a request; otherwise the
   // session closes by itself after its current response. Any thread.
+  //
+  // The posted work holds the session weakly: once stopping, an io_context
+  // ends as soon as it runs out of work, and work posted to one that has
+  // ended is never run. Holding the session strongly would then keep it
+  // alive forever, and the server, which waits for its last session, would
+  // never finish stopping.
   void close_if_idle() {
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    asio::post(socket_.get_executor(), [weak = weak_from_this()] {
+      auto self = weak.lock();
+      if (!self) return;
       boost::system::error_code ignored;
       if (self->idle_) self->socket_.close(ignored);
     });
@@ -203,8 +211,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // completed meanwhile): the pending operation then fails. A client whose
   // request was partly received is answered 408 first. Any thread.
   void expire() {
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      if (!self->overdue(now_ticks())) return;
+    asio::post(socket_.get_executor(), [weak = weak_from_this()] {  // as close_if_idle()
+      auto self = weak.lock();
+      if (!self || !self->overdue(now_ticks())) return;
       self->timed_out_ = true;
       self->answer_timed_out();
       boost::system::error_code ignored;
