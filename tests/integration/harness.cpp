@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -380,7 +381,10 @@ std::optional<ExitStatus> wait_process(pid_t pid, Millis timeout) {
 
 Daemon::Daemon(std::string name, std::string binary, std::vector<std::string> args,
                fs::path log_path, const std::optional<std::vector<std::string>>& environment)
-    : name_(std::move(name)), args_(std::move(args)), log_path_(std::move(log_path)) {
+    : name_(std::move(name)),
+      args_(std::move(args)),
+      environment_(environment),
+      log_path_(std::move(log_path)) {
   std::vector<std::string> argv;
   argv.push_back(std::move(binary));
   argv.insert(argv.end(), args_.begin(), args_.end());
@@ -461,11 +465,32 @@ std::optional<ExitStatus> Daemon::stop(int sig, Millis timeout) {
   auto st = wait_exit(timeout);
   if (!st) {
     std::cerr << "[harness] " << name_ << " did not exit within " << timeout.count()
-              << " ms of signal " << sig << "; killing it\n";
+              << " ms of signal " << sig << "; its threads, then killing it\n";
+    print_stacks();
     kill_hard();
     return std::nullopt;
   }
   return st;
+}
+
+void Daemon::print_stacks() const {
+  // What a daemon that will not stop waits for is the whole diagnosis; gdb
+  // is a debugging aid, not a dependency: without it nothing is printed.
+  if (pid_ <= 0 || ::access("/usr/bin/gdb", X_OK) != 0) return;
+  // Its sockets too: a connection left open names what it waits for.
+  const auto pid = std::to_string(pid_);
+  const auto command = "ss -tanp 2>&1 | grep -E 'pid=" + pid +
+                       ",|State'; timeout 60 /usr/bin/gdb -p " + pid +
+                       " -batch -nx -ex 'thread apply all bt' 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return;
+  std::array<char, 4096> chunk{};
+  std::string text;
+  while (const auto n = std::fread(chunk.data(), 1, chunk.size(), pipe))
+    text.append(chunk.data(), n);
+  ::pclose(pipe);
+  std::cerr << "[harness] ===== threads of " << name_ << " =====\n"
+            << text << "[harness] ===== end of the threads of " << name_ << " =====\n";
 }
 
 void Daemon::kill_hard() {
@@ -557,16 +582,16 @@ Cluster::~Cluster() {
   volumes_.clear();
 }
 
-::testing::AssertionResult Cluster::start_volume(std::size_t* index,
-                                                 const std::vector<std::string>& extra,
-                                                 uint16_t port) {
+::testing::AssertionResult Cluster::start_volume(
+    std::size_t* index, const std::vector<std::string>& extra, uint16_t port,
+    const std::optional<std::vector<std::string>>& environment) {
   const std::size_t i = volumes_.size();
   const std::string name = "volume" + std::to_string(i);
   const fs::path dir = tmp_.path() / name;
   fs::create_directories(dir);
   volume_dirs_.push_back(dir);
   volumes_.push_back(std::make_unique<Daemon>(name, volume_binary(), volume_args(dir, port, extra),
-                                              tmp_.new_log_path(name)));
+                                              tmp_.new_log_path(name), environment));
   if (index != nullptr) *index = i;
   return volumes_.back()->wait_ready();
 }
@@ -592,30 +617,46 @@ Cluster::~Cluster() {
   return master_->wait_ready();
 }
 
-::testing::AssertionResult Cluster::restart_volume(std::size_t i) {
-  Daemon& old = *volumes_.at(i);
-  if (old.running()) {
-    return ::testing::AssertionFailure() << old.name() << " is still running; stop it first";
+namespace {
+
+// Starts `old` (stopped or killed) again with the same flags on the same
+// port, replacing it.
+::testing::AssertionResult restart_in_place(std::unique_ptr<Daemon>& old, const std::string& binary,
+                                            TempDir& tmp) {
+  if (old->running()) {
+    return ::testing::AssertionFailure() << old->name() << " is still running; stop it first";
   }
-  const uint16_t port = old.port();
-  if (port == 0) return ::testing::AssertionFailure() << old.name() << " never became ready";
-  std::vector<std::string> args = old.args();
+  const uint16_t port = old->port();
+  if (port == 0) return ::testing::AssertionFailure() << old->name() << " never became ready";
+  std::vector<std::string> args = old->args();
   for (std::size_t a = 0; a + 1 < args.size(); ++a) {
     if (args[a] == "-p") {
       args[a + 1] = std::to_string(port);
       break;
     }
   }
-  const std::string name = old.name();
-  volumes_.at(i) =
-      std::make_unique<Daemon>(name, volume_binary(), std::move(args), tmp_.new_log_path(name));
-  auto ready = volumes_.at(i)->wait_ready();
+  const std::string name = old->name();
+  const auto environment = old->environment();
+  old =
+      std::make_unique<Daemon>(name, binary, std::move(args), tmp.new_log_path(name), environment);
+  auto ready = old->wait_ready();
   if (!ready) return ready;
-  if (volumes_.at(i)->port() != port) {
+  if (old->port() != port) {
     return ::testing::AssertionFailure()
-           << name << " came back on port " << volumes_.at(i)->port() << " instead of " << port;
+           << name << " came back on port " << old->port() << " instead of " << port;
   }
   return ::testing::AssertionSuccess();
+}
+
+}  // namespace
+
+::testing::AssertionResult Cluster::restart_volume(std::size_t i) {
+  return restart_in_place(volumes_.at(i), volume_binary(), tmp_);
+}
+
+::testing::AssertionResult Cluster::restart_master_in_place() {
+  if (!master_) return ::testing::AssertionFailure() << "no master was started";
+  return restart_in_place(master_, master_binary(), tmp_);
 }
 
 ::testing::AssertionResult Cluster::start(int volumes) {

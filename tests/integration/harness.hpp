@@ -143,20 +143,26 @@ class Daemon {
   const fs::path& log_path() const { return log_path_; }
   std::string log_text() const;
   const std::vector<std::string>& args() const { return args_; }
+  // The environment it was started with (nullopt: the test's own).
+  const std::optional<std::vector<std::string>>& environment() const { return environment_; }
 
   bool running();
   // Sends `sig`, then waits up to `timeout`; if the process does not exit in
-  // time it is SIGKILLed and nullopt is returned.
+  // time its threads' stacks are printed (gdb, where installed), it is
+  // SIGKILLed, and nullopt is returned.
   std::optional<ExitStatus> stop(int sig = SIGTERM, Millis timeout = 10s);
   std::optional<ExitStatus> wait_exit(Millis timeout);
   void send_signal(int sig);
   void kill_hard();
+  // Prints every thread's stack to stderr, where gdb is installed.
+  void print_stacks() const;
   // Peak resident set size (VmHWM) in KiB while the process is alive.
   std::optional<long> peak_rss_kib() const;
 
  private:
   std::string name_;
   std::vector<std::string> args_;
+  std::optional<std::vector<std::string>> environment_;
   fs::path log_path_;
   pid_t pid_ = -1;
   std::string spawn_error_;
@@ -189,9 +195,9 @@ class Cluster {
   // Starts `volumes` volumes (not self-registering) and a master listing them.
   ::testing::AssertionResult start(int volumes);
   // Starts one more volume (no -m); returns its index.
-  ::testing::AssertionResult start_volume(std::size_t* index = nullptr,
-                                          const std::vector<std::string>& extra = {},
-                                          uint16_t port = 0);
+  ::testing::AssertionResult start_volume(
+      std::size_t* index = nullptr, const std::vector<std::string>& extra = {}, uint16_t port = 0,
+      const std::optional<std::vector<std::string>>& environment = std::nullopt);
   // Starts the master on master_dir() with -v for each of `volume_urls`.
   ::testing::AssertionResult start_master(const std::vector<std::string>& volume_urls,
                                           uint16_t port = 0);
@@ -205,6 +211,9 @@ class Cluster {
   // Starts volume `i` again, after it exited or was killed, with the same
   // command line, on the same port and data dir.
   ::testing::AssertionResult restart_volume(std::size_t i);
+  // Starts the master (stopped or killed) again with the same flags on the
+  // same port, as a restart by systemd would.
+  ::testing::AssertionResult restart_master_in_place();
 
   Daemon& master() { return *master_; }
   bool has_master() const { return master_ != nullptr; }
