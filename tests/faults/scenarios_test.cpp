@@ -1,0 +1,198 @@
+// The fault scenarios (docs/reliability.md): each runs the mixed load of 16
+// clients against real daemons on loopback, injects its fault, lets the
+// cluster recover, and checks the whole history (fault_run.hpp). ctest runs
+// a few rounds of each; scripts/fault-tests.sh runs the full count
+// (KALAVARA_FAULT_ROUNDS) and KALAVARA_FAULT_SEED replays a failure's choices.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include "faults/fault_run.hpp"
+
+namespace kalavara::faults {
+namespace {
+
+using namespace std::chrono_literals;
+using it::Millis;
+
+constexpr int kShortRounds = 3;
+
+ClusterShape shape_of(int volumes, int replicas) {
+  ClusterShape shape;
+  shape.volumes = volumes;
+  shape.replicas = replicas;
+  return shape;
+}
+
+WorkloadSettings load_with_seed() {
+  WorkloadSettings load;
+  load.seed = fault_seed();
+  // A killed peer answers nothing: a few seconds decide "unknown".
+  load.timeout = 8s;
+  return load;
+}
+
+// 1. kill -9 of a volume at a random instant, round after round: the load
+// goes on against the other volume and the restarted one.
+TEST(Faults, VolumeKilledAtRandomInstantsLosesNothingAcknowledged) {
+  FaultRun run(shape_of(2, 1), load_with_seed());
+  ASSERT_TRUE(run.start());
+  const int rounds = fault_rounds(kShortRounds);
+  for (int round = 0; round < rounds; ++round) {
+    run.pause_between(200ms, 1500ms);
+    const auto victim = std::uniform_int_distribution<std::size_t>(0, 1)(run.random());
+    run.cluster().volume(victim).kill_hard();
+    run.pause_between(50ms, 500ms);
+    ASSERT_TRUE(run.cluster().restart_volume(victim)) << "round " << round;
+    ASSERT_TRUE(run.wait_volumes_up(20s)) << "round " << round;
+    ASSERT_TRUE(run.wait_operations(20, 60s)) << "round " << round;
+  }
+  run.stop_and_check(1);
+}
+
+// 2. kill -9 of the master at a random instant: every commit it answered
+// was synced to its index first, so the restarted master knows it.
+TEST(Faults, MasterKilledAtRandomInstantsLosesNothingAcknowledged) {
+  FaultRun run(shape_of(2, 1), load_with_seed());
+  ASSERT_TRUE(run.start());
+  const int rounds = fault_rounds(kShortRounds);
+  for (int round = 0; round < rounds; ++round) {
+    run.pause_between(200ms, 1500ms);
+    run.cluster().master().kill_hard();
+    run.pause_between(50ms, 500ms);
+    ASSERT_TRUE(run.cluster().restart_master_in_place()) << "round " << round;
+    ASSERT_TRUE(run.wait_volumes_up(20s)) << "round " << round;
+    ASSERT_TRUE(run.wait_operations(20, 60s)) << "round " << round;
+  }
+  run.stop_and_check(1);
+}
+
+// 3. Two replicas over three volumes, one killed mid-load and brought back:
+// reads keep being answered from the other replica once the master has
+// seen the volume go (its health-check window), and a repair restores two
+// copies of everything.
+TEST(Faults, ReplicatedVolumeKilledMidLoadKeepsReadsAnsweredAndRepairRestoresCopies) {
+  FaultRun run(shape_of(3, 2), load_with_seed());
+  ASSERT_TRUE(run.start());
+  const int rounds = fault_rounds(kShortRounds);
+  for (int round = 0; round < rounds; ++round) {
+    run.pause_between(300ms, 1500ms);
+    const auto victim = std::uniform_int_distribution<std::size_t>(0, 2)(run.random());
+    run.cluster().volume(victim).kill_hard();
+    const auto killed = Clock::now();
+    // 3 failed checks 500 ms apart mark it down; reads sent to it before
+    // then fail, as they would with any store that redirects.
+    constexpr auto kDetection = 2500ms;
+    std::this_thread::sleep_for(kDetection);
+    const auto before = run.workload().done();
+    ASSERT_TRUE(run.wait_operations(40, 60s)) << "round " << round;
+    const auto ops = run.workload().history().operations();
+    std::size_t failed_reads = 0;
+    std::string example;
+    for (std::size_t i = before; i < ops.size(); ++i) {
+      const auto& op = ops[i];
+      if (op.kind != OpKind::kGet || op.start < killed + kDetection) continue;
+      if (op.outcome != Outcome::kAcknowledged) {
+        ++failed_reads;
+        example = op.describe(run.workload().epoch());
+      }
+    }
+    EXPECT_EQ(failed_reads, 0U) << "round " << round << ": reads failed with a volume down, e.g. "
+                                << example;
+    ASSERT_TRUE(run.cluster().restart_volume(victim)) << "round " << round;
+    ASSERT_TRUE(run.wait_volumes_up(20s)) << "round " << round;
+  }
+  run.workload().stop();
+  // Writes made while a volume was down went to the next volumes in rank;
+  // the repair moves or copies them back to two up-to-date replicas.
+  ASSERT_TRUE(run.run_job("repair"));
+  run.stop_and_check(2);
+}
+
+// 6. I/O errors on the volume's data folder, at random, under the load:
+// a write whose data never became durable is answered 5xx and never read.
+TEST(Faults, RandomIoErrorsOnAVolumeAreNeverAcknowledged) {
+  it::TempDir control_dir;
+  const auto control = control_dir.path() / "io-faults";
+  write_fault_rules(control, "");
+  ClusterShape shape = shape_of(1, 1);
+  // Only the data folder's files fail, never the logs'.
+  shape.first_volume_env = {"LD_PRELOAD=" KALAVARA_IO_FAULTS_LIB,
+                            "KALAVARA_IO_FAULTS=" + control.string(),
+                            "KALAVARA_IO_FAULTS_PREFIX={volume0}"};
+  FaultRun run(shape, load_with_seed());
+  ASSERT_TRUE(run.start());
+  const int rounds = fault_rounds(kShortRounds);
+  for (int round = 0; round < rounds; ++round) {
+    // Each call fails now and then; a write needs all of its calls.
+    for (const char* rule :
+         {"fsync random 20", "write random 2", "rename random 20", "open random 10"}) {
+      write_fault_rules(control, std::string(rule) + "\n");
+      ASSERT_TRUE(run.wait_operations(30, 60s)) << rule;
+    }
+    write_fault_rules(control, "");
+    ASSERT_TRUE(run.wait_operations(20, 60s)) << "round " << round << ", no faults";
+  }
+  write_fault_rules(control, "");
+  run.stop_and_check(1);
+  // The faults did hit writes: else the test proved nothing.
+  const auto injected = injected_faults(control);
+  EXPECT_GT(injected, 0U) << "no I/O error was injected";
+  std::cerr << "[faults] " << injected << " I/O errors injected\n";
+}
+
+// 6, one call at a time: the next write, fsync, rename or open of the
+// volume's data folder fails once. The PUT it belongs to is answered 5xx,
+// the value before it stays, and the very next PUT (the call succeeds
+// again) is acknowledged: a failed fsync is not retried and then trusted,
+// it fails the write it belonged to.
+TEST(Faults, AnIoErrorOnAnyStepOfAWriteFailsThatWriteAndKeepsThePreviousValue) {
+  it::TempDir control_dir;
+  const auto control = control_dir.path() / "io-faults";
+  write_fault_rules(control, "");
+  ClusterShape shape = shape_of(1, 1);
+  shape.first_volume_env = {"LD_PRELOAD=" KALAVARA_IO_FAULTS_LIB,
+                            "KALAVARA_IO_FAULTS=" + control.string(),
+                            "KALAVARA_IO_FAULTS_PREFIX={volume0}"};
+  WorkloadSettings no_load = load_with_seed();
+  no_load.clients = 0;
+  FaultRun run(shape, no_load);
+  ASSERT_TRUE(run.start());
+  const auto port = run.master_port().load();
+  const auto log_lines = [&] { return injected_faults(control); };
+  int tag = 0;
+  for (const char* call : {"write", "fsync", "rename", "open"}) {
+    const std::string target = std::string("/store/io-") + call;
+    const auto before = make_value(static_cast<std::uint64_t>(++tag), 5000);
+    auto put = it::put_via_master(port, target, before);
+    ASSERT_EQ(put.second.status, 201) << call << ": " << put.describe();
+
+    const auto injected = log_lines();
+    write_fault_rules(control, std::string(call) + " once " + std::to_string(++tag) + "\n");
+    const auto failing = make_value(static_cast<std::uint64_t>(tag), 6000);
+    put = it::put_via_master(port, target, failing);
+    EXPECT_EQ(log_lines(), injected + 1) << call << ": the fault did not hit the write";
+    EXPECT_GE(put.second.status, 500) << call << ": " << put.describe();
+    EXPECT_NE(put.second.status, 504) << call << ": " << put.describe();
+    auto read = it::get_via_master(port, target);
+    ASSERT_EQ(read.second.status, 200) << call << ": " << read.describe();
+    EXPECT_EQ(read.second.body, before) << call << ": the failed write replaced the value";
+
+    const auto after = make_value(static_cast<std::uint64_t>(++tag), 7000);
+    put = it::put_via_master(port, target, after);
+    EXPECT_EQ(put.second.status, 201) << call << ": " << put.describe();
+    read = it::get_via_master(port, target);
+    EXPECT_EQ(read.second.body, after) << call;
+  }
+  // A read error on GET is a 5xx, never a short or wrong body.
+  write_fault_rules(control, "read always\n");
+  const auto read = it::get_via_master(port, "/store/io-write");
+  EXPECT_GE(read.second.status, 500) << read.describe();
+  write_fault_rules(control, "");
+  EXPECT_EQ(it::get_via_master(port, "/store/io-write").second.status, 200);
+}
+
+}  // namespace
+}  // namespace kalavara::faults
