@@ -24,6 +24,13 @@ std::optional<long long> env_number(const char* name) {
   return std::strtoll(text, nullptr, 10);
 }
 
+// This test process's environment, for a daemon to add to.
+std::vector<std::string> own_environment() {
+  std::vector<std::string> all;
+  for (char** entry = environ; *entry != nullptr; ++entry) all.emplace_back(*entry);
+  return all;
+}
+
 // The master's answer for `key`, retried while it cannot say (503: no
 // replica up yet, the index busy), within `timeout`.
 it::HttpResponse ask_master(std::uint16_t port, const std::string& method,
@@ -83,8 +90,7 @@ FaultRun::FaultRun(ClusterShape shape, WorkloadSettings load)
   for (int i = 0; i < shape_.volumes; ++i) {
     std::optional<std::vector<std::string>> environment;
     if (i == 0 && !shape_.first_volume_env.empty()) {
-      environment.emplace();
-      for (char** entry = environ; *entry != nullptr; ++entry) environment->emplace_back(*entry);
+      environment = own_environment();
       for (auto entry : shape_.first_volume_env) {
         const std::string placeholder = "{volume0}";
         if (const auto at = entry.find(placeholder); at != std::string::npos) {
@@ -107,7 +113,14 @@ FaultRun::FaultRun(ClusterShape shape, WorkloadSettings load)
   // seconds after the load stops, not an hour later.
   flags.insert(flags.end(), {"--max-upload-time", std::to_string(kUploadHorizon.count()),
                              "--old-version-grace", "1", "--orphan-min-age", "1"});
-  auto started = cluster_->start_master_with_args(cluster_->volume_urls(), flags);
+  std::optional<std::vector<std::string>> master_environment;
+  if (!shape_.master_env.empty()) {
+    master_environment = own_environment();
+    master_environment->insert(master_environment->end(), shape_.master_env.begin(),
+                               shape_.master_env.end());
+  }
+  auto started =
+      cluster_->start_master_with_args(cluster_->volume_urls(), flags, 0, master_environment);
   if (!started) return started;
   master_port_ = cluster_->master_port();
   workload_ = std::make_unique<Workload>(master_port_, load_);

@@ -36,6 +36,8 @@ struct ClusterShape {
   // shim and its settings), kept across its restarts. "{volume0}" stands
   // for its data folder.
   std::vector<std::string> first_volume_env;
+  // Added to the master's environment (libfaketime and its settings).
+  std::vector<std::string> master_env;
 };
 
 class FaultRun {

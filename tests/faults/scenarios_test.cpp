@@ -4,6 +4,7 @@
 // a few rounds of each; scripts/fault-tests.sh runs the full count
 // (KALAVARA_FAULT_ROUNDS) and KALAVARA_FAULT_SEED replays a failure's choices.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -109,6 +110,55 @@ TEST(Faults, ReplicatedVolumeKilledMidLoadKeepsReadsAnsweredAndRepairRestoresCop
   // the repair moves or copies them back to two up-to-date replicas.
   ASSERT_TRUE(run.run_job("repair"));
   run.stop_and_check(2);
+}
+
+// 8. The master's wall clock, which versions are made from, jumps back an
+// hour under load (libfaketime, re-reading its offset): versions keep
+// growing, and no write is lost or reordered.
+TEST(Faults, TheMastersClockSteppingBackAnHourUnderLoadLosesAndReordersNothing) {
+  constexpr const char* kLibFaketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+  if (::access(kLibFaketime, R_OK) != 0) {
+    GTEST_SKIP() << kLibFaketime << " is missing: install faketime (scripts/install-deps.sh)";
+  }
+  it::TempDir clock_dir;
+  const auto offset = clock_dir.path() / "offset";
+  write_fault_rules(offset, "+0\n");
+  ClusterShape shape = shape_of(2, 1);
+  shape.master_env = {std::string("LD_PRELOAD=") + kLibFaketime,
+                      "FAKETIME_TIMESTAMP_FILE=" + offset.string(), "FAKETIME_NO_CACHE=1",
+                      "FAKETIME_DONT_FAKE_MONOTONIC=1"};
+  FaultRun run(shape, load_with_seed());
+  ASSERT_TRUE(run.start());
+  const int rounds = fault_rounds(kShortRounds);
+  long step = 0;
+  for (int round = 0; round < rounds; ++round) {
+    run.pause_between(300ms, 1200ms);
+    const auto before = it::http_request(run.master_port(), "PUT", "/store/clock-probe", "x");
+    ASSERT_EQ(before.status, 307) << before.summary();
+    step -= 3600;
+    write_fault_rules(offset, std::to_string(step) + "\n");
+    // The master sees the step at its next reading of the clock.
+    ASSERT_TRUE(run.wait_operations(200, 60s)) << "round " << round;
+    const auto after = it::http_request(run.master_port(), "PUT", "/store/clock-probe", "x");
+    ASSERT_EQ(after.status, 307) << after.summary();
+    const auto version = [](const it::HttpResponse& redirect) {
+      const auto location = redirect.header("Location").value_or("");
+      return std::stoull(location.substr(location.find("version=") + 8));
+    };
+    EXPECT_GT(version(after), version(before)) << "round " << round << ": versions went back";
+  }
+  // The step did reach the master: a job it starts now is stamped with its
+  // wall clock, hours back.
+  ASSERT_TRUE(run.run_job("repair"));
+  const auto jobs = it::http_request(run.master_port(), "GET", "/admin/jobs");
+  const auto at = jobs.body.find("\"started\":");
+  ASSERT_NE(at, std::string::npos) << jobs.body;
+  const auto started = std::stoll(jobs.body.substr(jobs.body.find_first_of("0123456789", at)));
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  EXPECT_LT(started, now + step + 60) << "the master's clock was not stepped: " << jobs.body;
+  run.stop_and_check(1);
 }
 
 // 6. I/O errors on the volume's data folder, at random, under the load:

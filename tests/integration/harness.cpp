@@ -608,12 +608,12 @@ Cluster::~Cluster() {
 
 ::testing::AssertionResult Cluster::start_master_with_args(
     const std::vector<std::string>& volume_urls, const std::vector<std::string>& extra,
-    uint16_t port) {
+    uint16_t port, const std::optional<std::vector<std::string>>& environment) {
   master_.reset();
   fs::create_directories(master_dir());
   master_ = std::make_unique<Daemon>("master", master_binary(),
                                      master_args(master_dir(), port, volume_urls, extra),
-                                     tmp_.new_log_path("master"));
+                                     tmp_.new_log_path("master"), environment);
   return master_->wait_ready();
 }
 

@@ -205,9 +205,9 @@ class Cluster {
   ::testing::AssertionResult restart_master(const std::vector<std::string>& volume_urls);
   // Like start_master(), with `extra` appended to the master's command line
   // (e.g. {"--replicas", "2"}).
-  ::testing::AssertionResult start_master_with_args(const std::vector<std::string>& volume_urls,
-                                                    const std::vector<std::string>& extra,
-                                                    uint16_t port = 0);
+  ::testing::AssertionResult start_master_with_args(
+      const std::vector<std::string>& volume_urls, const std::vector<std::string>& extra,
+      uint16_t port = 0, const std::optional<std::vector<std::string>>& environment = std::nullopt);
   // Starts volume `i` again, after it exited or was killed, with the same
   // command line, on the same port and data dir.
   ::testing::AssertionResult restart_volume(std::size_t i);
