@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -158,6 +159,83 @@ TEST(Faults, TheMastersClockSteppingBackAnHourUnderLoadLosesAndReordersNothing) 
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   EXPECT_LT(started, now + step + 60) << "the master's clock was not stepped: " << jobs.body;
+  run.stop_and_check(1);
+}
+
+// What a daemon holds: resident memory and open descriptors.
+struct Footprint {
+  long rss_kib = 0;
+  long fds = 0;
+};
+
+Footprint footprint_of(pid_t pid) {
+  Footprint footprint;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) footprint.rss_kib = std::stol(line.substr(6));
+  }
+  std::error_code ec;
+  for (auto it = it::fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != it::fs::directory_iterator(); it.increment(ec)) {
+    ++footprint.fds;
+  }
+  return footprint;
+}
+
+// 9. A soak: the mixed load at about 70% of the rate measured just before,
+// for KALAVARA_FAULT_SOAK_SECONDS (20 here, 600 in scripts/fault-tests.sh).
+// No unexpected error (no 5xx, no unanswered request), and each daemon's
+// memory and descriptors flat: recorded every tenth of the run (at most
+// every 10 s), the last no higher than the one a third in, give or take.
+TEST(Faults, ASoakAtSeventyPercentOfTheMaximumHasNoErrorsAndFlatMemoryAndDescriptors) {
+  const auto seconds = std::chrono::seconds(std::max(10, [] {
+    const char* text = std::getenv("KALAVARA_FAULT_SOAK_SECONDS");
+    return text == nullptr ? 20 : std::atoi(text);
+  }()));
+  FaultRun run(shape_of(2, 1), load_with_seed());
+  ASSERT_TRUE(run.start());
+  // The maximum, measured on this machine now.
+  const auto measure = std::chrono::seconds(std::clamp<long>(seconds.count() / 10, 3, 20));
+  const auto counted = run.workload().done();
+  std::this_thread::sleep_for(measure);
+  const double maximum =
+      static_cast<double>(run.workload().done() - counted) / static_cast<double>(measure.count());
+  run.workload().set_rate(0.7 * maximum);
+  std::cerr << "[faults] maximum " << maximum << " op/s; soaking at " << 0.7 * maximum
+            << " op/s for " << seconds.count() << " s\n";
+  const auto soak_start = run.workload().done();
+  const auto interval = std::min<it::Millis>(10s, seconds / 10);
+  std::vector<std::vector<Footprint>> samples(3);  // master, volume 0, volume 1
+  const auto deadline = Clock::now() + seconds;
+  while (Clock::now() < deadline) {
+    std::this_thread::sleep_for(interval);
+    samples[0].push_back(footprint_of(run.cluster().master().pid()));
+    samples[1].push_back(footprint_of(run.cluster().volume(0).pid()));
+    samples[2].push_back(footprint_of(run.cluster().volume(1).pid()));
+  }
+  run.workload().set_rate(0);
+  const auto ops = run.workload().history().operations();
+  std::size_t unexpected = 0;
+  std::string example;
+  for (std::size_t i = soak_start; i < ops.size(); ++i) {
+    if (ops[i].status == 0 || ops[i].status >= 500) {
+      if (unexpected++ == 0) example = ops[i].describe(run.workload().epoch());
+    }
+  }
+  EXPECT_EQ(unexpected, 0U) << "e.g. " << example;
+  const char* names[] = {"master", "volume 0", "volume 1"};
+  for (std::size_t d = 0; d < samples.size(); ++d) {
+    std::string trace;
+    for (const auto& s : samples[d]) {
+      trace += " " + std::to_string(s.rss_kib / 1024) + " MiB/" + std::to_string(s.fds) + " fds";
+    }
+    std::cerr << "[faults] " << names[d] << ":" << trace << "\n";
+    ASSERT_GE(samples[d].size(), 3U);
+    const auto& early = samples[d][samples[d].size() / 3];
+    const auto& last = samples[d].back();
+    EXPECT_LE(last.rss_kib, early.rss_kib * 3 / 2 + 16 * 1024) << names[d] << ":" << trace;
+    EXPECT_LE(last.fds, early.fds + 32) << names[d] << ":" << trace;
+  }
   run.stop_and_check(1);
 }
 

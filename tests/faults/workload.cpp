@@ -104,7 +104,15 @@ void Workload::run_client(int client) {
   // The ETags this client last saw per key: what its If-Match sends.
   std::map<std::string, std::string> etags;
   const auto timeout = settings_.timeout;
+  auto next_start = Clock::now();
   for (std::size_t n = 0; n < settings_.max_operations && !stopping_; ++n) {
+    if (const double rate = rate_; rate > 0) {
+      next_start += std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(settings_.clients / rate));
+      std::this_thread::sleep_until(next_start);
+    } else {
+      next_start = Clock::now();
+    }
     Operation op;
     op.client = client;
     op.key =

@@ -49,6 +49,9 @@ class Workload {
   const WorkloadSettings& settings() const { return settings_; }
   // Operations finished so far (any outcome).
   std::size_t done() const { return history_.size(); }
+  // Paces the clients to about `per_second` operations in all (0: as fast
+  // as they can), from their next operation on.
+  void set_rate(double per_second) { rate_ = per_second; }
 
  private:
   void run_client(int client);
@@ -58,6 +61,7 @@ class Workload {
   const Clock::time_point epoch_ = Clock::now();
   History history_;
   std::atomic<bool> stopping_{false};
+  std::atomic<double> rate_{0};
   std::atomic<std::uint64_t> next_value_{1};
   std::vector<std::thread> threads_;
 };
