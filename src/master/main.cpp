@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::size_t cache_mib = 64;
   std::size_t replicas = 1;
+  std::uint64_t volume_min_free_bytes = 64 * 1024 * 1024;
   unsigned old_version_grace = 30;
   unsigned max_upload_time = 3600;
   std::size_t maintenance_concurrency = 4;
@@ -75,6 +76,10 @@ int main(int argc, char** argv) {
   app.add_option("--replicas", replicas, "copies of every value, on distinct volumes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--volume-min-free-bytes", volume_min_free_bytes,
+                 "new writes skip volumes with less free space than this, e.g. 64MiB (0: never)")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(false));
   app.add_option("--old-version-grace", old_version_grace,
                  "seconds a replaced version stays readable for readers already sent to it")
       ->capture_default_str();
@@ -267,6 +272,7 @@ int main(int argc, char** argv) {
   }
   MasterOptions options;
   options.replicas = replicas;
+  options.volume_min_free_bytes = volume_min_free_bytes;
   options.signer = signer->get();
   options.sign_reads = security.sign_reads;
   options.admin_token = admin_token;

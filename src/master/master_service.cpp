@@ -1,6 +1,7 @@
 #include "master/master_service.hpp"
 
 #include <spdlog/spdlog.h>
+#include <charconv>
 #include <ctime>
 #include <random>
 
@@ -111,15 +112,25 @@ MasterService::Answer MasterService::put(http::Exchange& exchange) {
     co_return http::error_response(
         {Errc::kUnavailable, "no volumes registered; add one with /admin/add-volume"});
   }
+  // A volume without room for the value (by its last check) is passed over
+  // as a down one is: the write goes to the next in rank.
+  std::uint64_t room_needed = 0;
+  if (options_.volume_min_free_bytes > 0) {
+    const auto declared = request[Field::content_length];
+    std::uint64_t length = 0;
+    std::from_chars(declared.data(), declared.data() + declared.size(), length);
+    room_needed = options_.volume_min_free_bytes + length;
+  }
   std::vector<std::string_view> replicas;
   for (const auto index : rank_volumes(digest_of(*key), volumes, volumes.size())) {
-    if (!health_.is_up(volumes[index])) continue;
+    if (!health_.takes_writes(volumes[index], room_needed)) continue;
     replicas.push_back(volumes[index]);
     if (replicas.size() == options_.replicas) break;
   }
   if (replicas.size() < options_.replicas) {
     co_return http::error_response(
-        {Errc::kUnavailable, "only " + std::to_string(replicas.size()) + " volume(s) up, " +
+        {Errc::kUnavailable, "only " + std::to_string(replicas.size()) +
+                                 " volume(s) up with room for the value, " +
                                  std::to_string(options_.replicas) + " replicas needed"});
   }
 

@@ -64,6 +64,11 @@ struct MasterOptions {
   // the redirect; the volumes count what really arrives.
   std::size_t max_key_bytes = kMaxKeyBytes;
   std::uint64_t max_value_bytes = 0;
+  // New writes go only to volumes whose last check reported at least this
+  // much free space beyond the value's declared length
+  // (--volume-min-free-bytes; 0: no check): a full volume is passed over
+  // as a down one is, instead of answering 507.
+  std::uint64_t volume_min_free_bytes = 0;
 };
 
 class MasterService {

@@ -42,6 +42,14 @@ bool VolumeHealth::is_up(const std::string& url) const {
   return it == states_.end() || (it->second.up && !it->second.stopping);
 }
 
+bool VolumeHealth::takes_writes(const std::string& url, std::uint64_t free_bytes) const {
+  std::lock_guard lock(mutex_);
+  const auto it = states_.find(url);
+  if (it == states_.end()) return true;
+  const auto& state = it->second;
+  return state.up && !state.stopping && (!state.last_seen || state.free_bytes >= free_bytes);
+}
+
 void VolumeHealth::set_stopping(const std::string& url, bool stopping) {
   std::lock_guard lock(mutex_);
   auto found = states_.find(url);

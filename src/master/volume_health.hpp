@@ -52,6 +52,9 @@ class VolumeHealth {
 
   // Up: its checks pass and it is not stopping.
   bool is_up(const std::string& url) const;
+  // Up, and its last check reported at least `free_bytes` free (a volume
+  // not checked yet counts as having room).
+  bool takes_writes(const std::string& url, std::uint64_t free_bytes) const;
   std::vector<State> snapshot() const;
 
   // The volume at `url` is shutting down (see State::stopping), or has
