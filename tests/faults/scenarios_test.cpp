@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "faults/fault_run.hpp"
@@ -36,21 +37,35 @@ WorkloadSettings load_with_seed() {
   return load;
 }
 
+// Kills a daemon at a random instant of the load, restarts it, and waits
+// until the cluster serves again, round after round.
+void kill_rounds(FaultRun& run, const std::function<it::Daemon&()>& pick_victim,
+                 const std::function<::testing::AssertionResult()>& restart) {
+  const int rounds = fault_rounds(kShortRounds);
+  for (int round = 0; round < rounds; ++round) {
+    run.pause_between(200ms, 1500ms);
+    pick_victim().kill_hard();
+    run.pause_between(50ms, 500ms);
+    ASSERT_TRUE(restart()) << "round " << round;
+    ASSERT_TRUE(run.wait_volumes_up(20s)) << "round " << round;
+    ASSERT_TRUE(run.wait_operations(20, 60s)) << "round " << round;
+  }
+}
+
 // 1. kill -9 of a volume at a random instant, round after round: the load
 // goes on against the other volume and the restarted one.
 TEST(Faults, VolumeKilledAtRandomInstantsLosesNothingAcknowledged) {
   FaultRun run(shape_of(2, 1), load_with_seed());
   ASSERT_TRUE(run.start());
-  const int rounds = fault_rounds(kShortRounds);
-  for (int round = 0; round < rounds; ++round) {
-    run.pause_between(200ms, 1500ms);
-    const auto victim = std::uniform_int_distribution<std::size_t>(0, 1)(run.random());
-    run.cluster().volume(victim).kill_hard();
-    run.pause_between(50ms, 500ms);
-    ASSERT_TRUE(run.cluster().restart_volume(victim)) << "round " << round;
-    ASSERT_TRUE(run.wait_volumes_up(20s)) << "round " << round;
-    ASSERT_TRUE(run.wait_operations(20, 60s)) << "round " << round;
-  }
+  std::size_t victim = 0;
+  kill_rounds(
+      run,
+      [&]() -> it::Daemon& {
+        victim = std::uniform_int_distribution<std::size_t>(0, 1)(run.random());
+        return run.cluster().volume(victim);
+      },
+      [&] { return run.cluster().restart_volume(victim); });
+  if (HasFatalFailure()) return;
   run.stop_and_check(1);
 }
 
@@ -59,15 +74,10 @@ TEST(Faults, VolumeKilledAtRandomInstantsLosesNothingAcknowledged) {
 TEST(Faults, MasterKilledAtRandomInstantsLosesNothingAcknowledged) {
   FaultRun run(shape_of(2, 1), load_with_seed());
   ASSERT_TRUE(run.start());
-  const int rounds = fault_rounds(kShortRounds);
-  for (int round = 0; round < rounds; ++round) {
-    run.pause_between(200ms, 1500ms);
-    run.cluster().master().kill_hard();
-    run.pause_between(50ms, 500ms);
-    ASSERT_TRUE(run.cluster().restart_master_in_place()) << "round " << round;
-    ASSERT_TRUE(run.wait_volumes_up(20s)) << "round " << round;
-    ASSERT_TRUE(run.wait_operations(20, 60s)) << "round " << round;
-  }
+  kill_rounds(
+      run, [&]() -> it::Daemon& { return run.cluster().master(); },
+      [&] { return run.cluster().restart_master_in_place(); });
+  if (HasFatalFailure()) return;
   run.stop_and_check(1);
 }
 
@@ -237,6 +247,123 @@ TEST(Faults, ASoakAtSeventyPercentOfTheMaximumHasNoErrorsAndFlatMemoryAndDescrip
     EXPECT_LE(last.fds, early.fds + 32) << names[d] << ":" << trace;
   }
   run.stop_and_check(1);
+}
+
+// A tmpfs of `megabytes` mounted on `dir` for the test's length (root
+// only: the test skips without it). Unmounted lazily, before the temp dir
+// it lives in goes.
+class SmallDisk {
+ public:
+  SmallDisk(const it::fs::path& dir, int megabytes) : dir_(dir) {
+    it::fs::create_directories(dir);
+    const auto command = "mount -t tmpfs -o size=" + std::to_string(megabytes) + "m tmpfs '" +
+                         dir.string() + "' 2>/dev/null";
+    mounted_ = std::system(command.c_str()) == 0;
+  }
+  ~SmallDisk() {
+    if (mounted_) std::system(("umount -l '" + dir_.string() + "'").c_str());
+  }
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+  bool mounted() const { return mounted_; }
+
+ private:
+  it::fs::path dir_;
+  bool mounted_ = false;
+};
+
+// The free space the master's last check of `url` reported.
+std::optional<std::uint64_t> reported_free_bytes(std::uint16_t master, const std::string& url) {
+  const auto volumes = it::http_request(master, "GET", "/admin/volumes");
+  const auto at = volumes.body.find("\"url\": \"" + url + "\"");
+  if (volumes.status != 200 || at == std::string::npos) return std::nullopt;
+  const auto field = volumes.body.find("\"free_bytes\": ", at);
+  if (field == std::string::npos) return std::nullopt;
+  return std::stoull(volumes.body.substr(field + 14));
+}
+
+std::size_t value_files_in(const it::fs::path& volume_dir) {
+  return it::regular_files_under(volume_dir / "blobs").size();
+}
+
+// 5. Disk full: a volume on a 48 MiB filesystem, and a master that does not
+// steer (--volume-min-free-bytes 0). Writes past the space answer 507 and
+// leave no temp file; the values already there are untouched; once space
+// is freed, writes succeed again.
+TEST(Faults, AFullVolumeAnswers507KeepsItsValuesAndRecoversWhenSpaceIsFreed) {
+  ClusterShape shape = shape_of(1, 1);
+  shape.master_flags = {"--volume-min-free-bytes", "0"};
+  WorkloadSettings no_load = load_with_seed();
+  no_load.clients = 0;
+  FaultRun run(shape, no_load);
+  SmallDisk disk(run.volume_dir(0), 48);
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  ASSERT_TRUE(run.start());
+  const auto port = run.master_port().load();
+  std::vector<std::string> small;
+  for (int i = 0; i < 10; ++i) {
+    small.push_back(make_value(static_cast<std::uint64_t>(1000 + i), 4096));
+    const auto put = it::put_via_master(port, "/store/small/" + std::to_string(i), small.back());
+    ASSERT_EQ(put.second.status, 201) << put.describe();
+  }
+  int full_at = -1;
+  for (int i = 0; i < 12 && full_at < 0; ++i) {
+    const auto put =
+        it::put_via_master(port, "/store/big/" + std::to_string(i),
+                           make_value(static_cast<std::uint64_t>(i + 1), 8 * it::kMiB));
+    if (put.second.status == 507) {
+      full_at = i;
+    } else {
+      ASSERT_EQ(put.second.status, 201) << i << ": " << put.describe();
+    }
+  }
+  ASSERT_GE(full_at, 1) << "48 MiB took twelve 8 MiB values";
+  EXPECT_TRUE(it::regular_files_under(run.volume_dir(0) / "tmp").empty());
+  for (int i = 0; i < 10; ++i) {
+    const auto read = it::get_via_master(port, "/store/small/" + std::to_string(i));
+    ASSERT_EQ(read.second.status, 200) << read.describe();
+    EXPECT_EQ(read.second.body, small[static_cast<std::size_t>(i)]) << i;
+  }
+  // Space freed: the next write of the same size is taken.
+  for (int i = 0; i < full_at; ++i) {
+    EXPECT_EQ(it::http_request(port, "DELETE", "/store/big/" + std::to_string(i)).status, 204);
+  }
+  const auto again = it::put_via_master(port, "/store/big/again", make_value(99, 8 * it::kMiB));
+  EXPECT_EQ(again.second.status, 201) << again.describe();
+}
+
+// 5, the master's part: a volume reporting less free space than
+// --volume-min-free-bytes takes no new writes; they go to the next volume
+// in rank, and come back once it has room again.
+TEST(Faults, TheMasterSteersNewWritesAwayFromAVolumeWithoutRoom) {
+  ClusterShape shape = shape_of(2, 1);
+  shape.master_flags = {"--volume-min-free-bytes", "16MiB"};
+  WorkloadSettings no_load = load_with_seed();
+  no_load.clients = 0;
+  FaultRun run(shape, no_load);
+  SmallDisk disk(run.volume_dir(0), 48);
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  ASSERT_TRUE(run.start());
+  const auto port = run.master_port().load();
+  const auto url = run.cluster().volume_urls()[0];
+  const auto filler = run.volume_dir(0) / "filler";
+  it::write_file(filler, std::string(40 * it::kMiB, 'f'));
+  ASSERT_TRUE(it::wait_until(
+      [&] { return reported_free_bytes(port, url).value_or(~0ULL) < 16 * it::kMiB; }, 10s));
+  for (int i = 0; i < 30; ++i) {
+    const auto put = it::put_via_master(port, "/store/steered/" + std::to_string(i), "value");
+    ASSERT_EQ(put.second.status, 201) << put.describe();
+  }
+  EXPECT_EQ(value_files_in(run.volume_dir(0)), 0U) << "a write went to the volume without room";
+
+  it::fs::remove(filler);
+  ASSERT_TRUE(it::wait_until(
+      [&] { return reported_free_bytes(port, url).value_or(0) > 16 * it::kMiB; }, 10s));
+  for (int i = 0; i < 30; ++i) {
+    const auto put = it::put_via_master(port, "/store/back/" + std::to_string(i), "value");
+    ASSERT_EQ(put.second.status, 201) << put.describe();
+  }
+  EXPECT_GT(value_files_in(run.volume_dir(0)), 0U) << "the volume with room again took nothing";
 }
 
 // 6. I/O errors on the volume's data folder, at random, under the load:

@@ -217,6 +217,18 @@ std::string absolute(int dirfd, const char* path) {
 
 }  // namespace
 
+// Reads the mode argument of open and openat into `mode`: there only when
+// the flags create a file. A macro, as va_start must be in the function.
+#define KALAVARA_OPEN_MODE(flags, mode)                               \
+  do {                                                                \
+    if (((flags)&O_CREAT) != 0 || ((flags)&O_TMPFILE) == O_TMPFILE) { \
+      va_list args;                                                   \
+      va_start(args, flags);                                          \
+      (mode) = static_cast<mode_t>(va_arg(args, int));                \
+      va_end(args);                                                   \
+    }                                                                 \
+  } while (false)
+
 extern "C" {
 
 ssize_t write(int fd, const void* buffer, size_t count) {
@@ -260,48 +272,28 @@ ssize_t pread64(int fd, void* buffer, size_t count, off_t offset) {
 int open(const char* path, int flags, ...) {
   static auto next = real<int (*)(const char*, int, ...)>("open");
   mode_t mode = 0;
-  if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-    va_list args;
-    va_start(args, flags);
-    mode = static_cast<mode_t>(va_arg(args, int));
-    va_end(args);
-  }
+  KALAVARA_OPEN_MODE(flags, mode);
   if (inject(kOpen, absolute(AT_FDCWD, path))) return -1;
   return next(path, flags, mode);
 }
 
 int open64(const char* path, int flags, ...) {
   mode_t mode = 0;
-  if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-    va_list args;
-    va_start(args, flags);
-    mode = static_cast<mode_t>(va_arg(args, int));
-    va_end(args);
-  }
+  KALAVARA_OPEN_MODE(flags, mode);
   return open(path, flags, mode);
 }
 
 int openat(int dirfd, const char* path, int flags, ...) {
   static auto next = real<int (*)(int, const char*, int, ...)>("openat");
   mode_t mode = 0;
-  if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-    va_list args;
-    va_start(args, flags);
-    mode = static_cast<mode_t>(va_arg(args, int));
-    va_end(args);
-  }
+  KALAVARA_OPEN_MODE(flags, mode);
   if (inject(kOpen, absolute(dirfd, path))) return -1;
   return next(dirfd, path, flags, mode);
 }
 
 int openat64(int dirfd, const char* path, int flags, ...) {
   mode_t mode = 0;
-  if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-    va_list args;
-    va_start(args, flags);
-    mode = static_cast<mode_t>(va_arg(args, int));
-    va_end(args);
-  }
+  KALAVARA_OPEN_MODE(flags, mode);
   return openat(dirfd, path, flags, mode);
 }
 
